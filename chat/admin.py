@@ -1,0 +1,73 @@
+from django.contrib import admin
+from django.utils.html import format_html, format_html_join
+
+from .models import Conversation, Message
+
+# A transcript longer than this shows its newest messages only, so a
+# 10,000-message conversation renders as fast as a short one.
+TRANSCRIPT_LIMIT = 200
+
+
+@admin.register(Conversation)
+class ConversationAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "owner", "message_count", "updated_at", "created_at"]
+    list_filter = ["updated_at", "created_at"]
+    search_fields = ["title", "owner__username"]
+    list_select_related = ["owner"]
+    raw_id_fields = ["owner"]
+    date_hierarchy = "updated_at"
+    readonly_fields = ["message_count", "created_at", "updated_at", "transcript"]
+    fields = ["owner", "title", "message_count", "created_at", "updated_at", "transcript"]
+
+    @admin.display(description="Transcript")
+    def transcript(self, conversation):
+        """The newest messages in seq order, read-only."""
+        if conversation.pk is None:
+            return "-"
+        newest = list(
+            conversation.messages.order_by("-seq").only("seq", "role", "content", "created_at")[
+                :TRANSCRIPT_LIMIT
+            ]
+        )
+        newest.reverse()
+        note = ""
+        if conversation.message_count > len(newest):
+            note = format_html(
+                "<p>Showing the newest {} of {} messages.</p>",
+                len(newest),
+                conversation.message_count,
+            )
+        rows = format_html_join(
+            "",
+            '<tr class="message"><td>{}</td><td>{}</td>'
+            '<td style="white-space: pre-wrap">{}</td><td>{}</td></tr>',
+            ((m.seq, m.role, m.content, m.created_at.isoformat()) for m in newest),
+        )
+        return format_html(
+            '{}<table class="transcript"><thead><tr><th>#</th><th>role</th>'
+            "<th>content</th><th>at</th></tr></thead><tbody>{}</tbody></table>",
+            note,
+            rows,
+        )
+
+
+@admin.register(Message)
+class MessageAdmin(admin.ModelAdmin):
+    """Messages are append-only: staff can read them, not edit them."""
+
+    list_display = ["conversation", "seq", "role", "short_content", "owner", "created_at"]
+    list_filter = ["role", "created_at"]
+    search_fields = ["content"]
+    list_select_related = ["conversation", "owner"]
+    raw_id_fields = ["conversation", "owner"]
+    show_full_result_count = False
+
+    @admin.display(description="content")
+    def short_content(self, message):
+        return message.content[:80]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

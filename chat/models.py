@@ -1,0 +1,119 @@
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.db.models.functions import Length
+from django.db.models.lookups import GreaterThanOrEqual, LessThanOrEqual
+from django.utils import timezone
+
+CONVERSATION_TITLE_MAX_LENGTH = 255
+CONTENT_MAX_LENGTH = 10_000
+
+
+class ConversationQuerySet(models.QuerySet):
+    def owned_by(self, user):
+        return self.filter(owner=user)
+
+
+class Conversation(models.Model):
+    """A chat between one user and the assistant.
+
+    `updated_at` is the time of the last activity and `message_count` the number of
+    messages; both move only through `chat.services.message_append`, under the
+    conversation's row lock.
+    """
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="conversations",
+        db_index=False,  # served by conversation_owner_activity
+    )
+    title = models.CharField(max_length=CONVERSATION_TITLE_MAX_LENGTH, blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+    message_count = models.PositiveIntegerField(default=0)
+
+    objects = ConversationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-updated_at", "-id"]
+        indexes = [
+            models.Index(fields=["owner", "updated_at", "id"], name="conversation_owner_activity"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=LessThanOrEqual(Length("title"), CONVERSATION_TITLE_MAX_LENGTH),
+                name="conversation_title_max_length",
+            ),
+            models.CheckConstraint(
+                condition=Q(message_count__gte=0), name="conversation_message_count_gte_0"
+            ),
+        ]
+
+    def __str__(self):
+        return self.title or f"Conversation {self.pk}"
+
+
+class MessageQuerySet(models.QuerySet):
+    def owned_by(self, user):
+        return self.filter(owner=user)
+
+
+class Message(models.Model):
+    """One message of a conversation; append-only.
+
+    `seq` numbers a conversation's messages 1, 2, 3, ... in commit order, which ids
+    and timestamps do not follow, so "everything after seq N" never misses one.
+    `owner` always equals the conversation's owner: every table can be filtered,
+    and partitioned, by user.
+    """
+
+    class Role(models.TextChoices):
+        USER = "user"
+        ASSISTANT = "assistant"
+        SYSTEM = "system"
+        TOOL = "tool"
+
+    conversation = models.ForeignKey(
+        Conversation,
+        on_delete=models.CASCADE,
+        related_name="messages",
+        db_index=False,  # served by message_conversation_seq_unique
+    )
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="messages"
+    )
+    seq = models.PositiveIntegerField()
+    role = models.CharField(max_length=16, choices=Role.choices)
+    content = models.TextField()
+    tool_calls = models.JSONField(null=True, blank=True)
+    client_id = models.UUIDField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = MessageQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["seq"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["conversation", "seq"], name="message_conversation_seq_unique"
+            ),
+            models.UniqueConstraint(
+                fields=["conversation", "client_id"],
+                condition=Q(client_id__isnull=False),
+                name="message_conversation_client_id_unique",
+            ),
+            models.CheckConstraint(condition=Q(seq__gte=1), name="message_seq_gte_1"),
+            models.CheckConstraint(
+                condition=Q(role__in=["user", "assistant", "system", "tool"]),
+                name="message_role_valid",
+            ),
+            models.CheckConstraint(
+                condition=GreaterThanOrEqual(Length("content"), 1)
+                & LessThanOrEqual(Length("content"), CONTENT_MAX_LENGTH),
+                name="message_content_length",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.role} #{self.seq}"

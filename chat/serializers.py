@@ -1,0 +1,84 @@
+from rest_framework import serializers
+
+from .models import CONTENT_MAX_LENGTH, CONVERSATION_TITLE_MAX_LENGTH, Conversation, Message
+
+
+class ConversationSerializer(serializers.ModelSerializer):
+    """Validates conversation input; output is built directly."""
+
+    title = serializers.CharField(
+        max_length=CONVERSATION_TITLE_MAX_LENGTH,
+        allow_blank=True,
+        required=False,
+        trim_whitespace=False,
+    )
+
+    class Meta:
+        model = Conversation
+        fields = ["id", "title", "created_at", "updated_at", "message_count"]
+        read_only_fields = ["id", "created_at", "updated_at", "message_count"]
+
+    def to_representation(self, conversation):
+        return conversation_data(conversation)
+
+
+class MessageSerializer(serializers.ModelSerializer):
+    """Validates an appended message; output is built directly."""
+
+    role = serializers.ChoiceField(choices=Message.Role.choices)
+    content = serializers.CharField(max_length=CONTENT_MAX_LENGTH, trim_whitespace=False)
+    tool_calls = serializers.JSONField(
+        required=False,
+        allow_null=True,
+        help_text="A JSON array: an assistant's tool calls, or a tool's result.",
+    )
+    client_id = serializers.UUIDField(
+        required=False,
+        allow_null=True,
+        help_text="Chosen by the client; the same client_id is never stored twice.",
+    )
+
+    class Meta:
+        model = Message
+        fields = [
+            "id",
+            "conversation",
+            "seq",
+            "role",
+            "content",
+            "tool_calls",
+            "client_id",
+            "created_at",
+        ]
+        read_only_fields = ["id", "conversation", "seq", "created_at"]
+
+    def validate_tool_calls(self, value):
+        if value is not None and not isinstance(value, list):
+            raise serializers.ValidationError("Must be a JSON array or null.")
+        return value
+
+    def to_representation(self, message):
+        return message_data(message)
+
+
+def conversation_data(conversation):
+    return {
+        "id": conversation.id,
+        "title": conversation.title,
+        "created_at": conversation.created_at,
+        "updated_at": conversation.updated_at,
+        "message_count": conversation.message_count,
+    }
+
+
+def message_data(message):
+    return {
+        "id": message.id,
+        "conversation": message.conversation_id,
+        "seq": message.seq,
+        "role": message.role,
+        "content": message.content,
+        "tool_calls": message.tool_calls,
+        "client_id": message.client_id,
+        "created_at": message.created_at,
+    }

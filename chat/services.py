@@ -1,0 +1,147 @@
+"""Conversation and message rules: the one place that writes them.
+
+`message_append` is the only way a message is stored: it numbers messages under
+the conversation's row lock, so `seq` follows commit order with no gap or repeat,
+and `message_count` and `updated_at` never lose an update.
+"""
+
+import uuid
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from chatproject.errors import DomainError, NotFound, Unprocessable
+
+from .models import CONTENT_MAX_LENGTH, CONVERSATION_TITLE_MAX_LENGTH, Conversation, Message
+
+
+class ConversationNotFound(NotFound):
+    default_detail = "No such conversation."
+
+
+class InvalidMessage(DomainError):
+    default_detail = "The message is not valid."
+
+
+class ClientIdReused(Unprocessable):
+    default_detail = (
+        "This client_id was already used for a different message in this "
+        "conversation; use a new client_id for a new message."
+    )
+
+
+def clean_conversation_title(title):
+    if not isinstance(title, str):
+        raise InvalidMessage("title must be a string.")
+    if len(title) > CONVERSATION_TITLE_MAX_LENGTH:
+        raise InvalidMessage(f"title must be at most {CONVERSATION_TITLE_MAX_LENGTH} characters.")
+    if "\x00" in title:
+        raise InvalidMessage("title must not contain NUL characters.")
+    return title
+
+
+def clean_content(content):
+    if not isinstance(content, str) or not content:
+        raise InvalidMessage("content must be a non-empty string.")
+    if len(content) > CONTENT_MAX_LENGTH:
+        raise InvalidMessage(f"content must be at most {CONTENT_MAX_LENGTH} characters.")
+    if "\x00" in content:
+        raise InvalidMessage("content must not contain NUL characters.")
+    return content
+
+
+def conversation_get(*, owner, conversation_id):
+    try:
+        return Conversation.objects.owned_by(owner).get(pk=int(conversation_id))
+    except (Conversation.DoesNotExist, ValueError, TypeError, OverflowError):
+        raise ConversationNotFound() from None
+
+
+def conversation_create(*, owner, title=""):
+    return Conversation.objects.create(owner=owner, title=clean_conversation_title(title))
+
+
+def conversation_update(*, conversation, title):
+    conversation.title = clean_conversation_title(title)
+    conversation.save(update_fields=["title"])
+    return conversation
+
+
+def conversation_delete(*, conversation):
+    """Delete the conversation and, by cascade, all of its messages."""
+    conversation.delete()
+
+
+def message_append(*, owner, conversation_id, role, content, tool_calls=None, client_id=None):
+    """Append a message to one of `owner`'s conversations.
+
+    Returns `(message, created)`. Given a `client_id` already stored in that
+    conversation, returns the stored message with `created=False`, or raises
+    `ClientIdReused` if role, content or tool_calls differ: a retried append never
+    stores twice, even when the retries race. Raises `ConversationNotFound` if the
+    conversation is not the owner's or is deleted meanwhile.
+    """
+    content = clean_content(content)
+    if role not in Message.Role.values:
+        raise InvalidMessage(f"role must be one of {', '.join(Message.Role.values)}.")
+    if client_id is not None and not isinstance(client_id, uuid.UUID):
+        try:
+            client_id = uuid.UUID(str(client_id))
+        except ValueError:
+            raise InvalidMessage("client_id must be a UUID.") from None
+    try:
+        with transaction.atomic():
+            return _append_locked(
+                owner=owner,
+                conversation_id=conversation_id,
+                role=role,
+                content=content,
+                tool_calls=tool_calls,
+                client_id=client_id,
+            )
+    except IntegrityError:
+        # Only a conversation deleted between our lock and our insert gets here
+        # (the lock serializes appends, so seq and client_id cannot collide).
+        raise ConversationNotFound() from None
+
+
+def _append_locked(*, owner, conversation_id, role, content, tool_calls, client_id):
+    """Call inside a transaction: takes the conversation's row lock first."""
+    try:
+        conversation_id = int(conversation_id)
+    except (TypeError, ValueError):
+        raise ConversationNotFound() from None
+    conversation = (
+        Conversation.objects.select_for_update()
+        .filter(owner=owner, pk=conversation_id)
+        .only("id", "owner_id", "updated_at", "message_count")
+        .first()
+    )
+    if conversation is None:
+        raise ConversationNotFound()
+    if client_id is not None:
+        stored = conversation.messages.filter(client_id=client_id).first()
+        if stored is not None:
+            if (stored.role, stored.content, stored.tool_calls) != (
+                role,
+                content,
+                tool_calls,
+            ):
+                raise ClientIdReused()
+            return stored, False
+    now = timezone.now()
+    seq = conversation.message_count + 1
+    message = Message.objects.create(
+        conversation_id=conversation.pk,
+        owner_id=conversation.owner_id,
+        seq=seq,
+        role=role,
+        content=content,
+        tool_calls=tool_calls,
+        client_id=client_id,
+        created_at=now,
+    )
+    Conversation.objects.filter(pk=conversation.pk).update(
+        message_count=seq, updated_at=max(now, conversation.updated_at)
+    )
+    return message, True

@@ -1,0 +1,18 @@
+from django.urls import path
+from rest_framework.routers import SimpleRouter
+
+from .views import ConversationViewSet, MessageViewSet
+
+router = SimpleRouter()
+router.register("conversations", ConversationViewSet, basename="conversation")
+
+messages = MessageViewSet.as_view({"get": "list", "post": "create"})
+
+urlpatterns = [
+    *router.urls,
+    path(
+        "conversations/<int:conversation_pk>/messages/",
+        messages,
+        name="conversation-messages",
+    ),
+]

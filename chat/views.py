@@ -1,0 +1,98 @@
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from rest_framework import mixins, status, viewsets
+from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
+
+from . import services
+from .models import Conversation, Message
+from .serializers import ConversationSerializer, MessageSerializer, conversation_data, message_data
+
+
+class ConversationViewSet(viewsets.ModelViewSet):
+    """The caller's conversations, most recent activity first."""
+
+    serializer_class = ConversationSerializer
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+    lookup_value_regex = r"[0-9]+"
+    keyset_orderings = {"-updated_at": ("-updated_at", "-id")}
+    default_keyset_ordering = "-updated_at"
+
+    def get_queryset(self):
+        return Conversation.objects.owned_by(self.request.user)
+
+    def create(self, request, *args, **kwargs):
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        conversation = services.conversation_create(owner=request.user, **serializer.validated_data)
+        return Response(conversation_data(conversation), status=status.HTTP_201_CREATED)
+
+    def update(self, request, *args, **kwargs):
+        conversation = self.get_object()
+        serializer = self.get_serializer(conversation, data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        if "title" in serializer.validated_data:
+            services.conversation_update(
+                conversation=conversation, title=serializer.validated_data["title"]
+            )
+        return Response(conversation_data(conversation))
+
+    def destroy(self, request, *args, **kwargs):
+        services.conversation_delete(conversation=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+@extend_schema_view(
+    list=extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "after_seq",
+                OpenApiTypes.INT,
+                description="Only messages appended after the one numbered N.",
+            ),
+            OpenApiParameter("conversation_pk", OpenApiTypes.INT, OpenApiParameter.PATH),
+        ]
+    ),
+    create=extend_schema(
+        parameters=[OpenApiParameter("conversation_pk", OpenApiTypes.INT, OpenApiParameter.PATH)],
+        responses={201: MessageSerializer, 200: MessageSerializer},
+    ),
+)
+class MessageViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet):
+    """A conversation's messages in seq order; append-only."""
+
+    serializer_class = MessageSerializer
+    page_size = 50
+    max_page_size = 1000
+    keyset_orderings = {"seq": ("seq",), "-seq": ("-seq",)}
+    default_keyset_ordering = "seq"
+
+    def get_queryset(self):
+        conversation = services.conversation_get(
+            owner=self.request.user, conversation_id=self.kwargs["conversation_pk"]
+        )
+        messages = Message.objects.filter(conversation=conversation)
+        after_seq = self.request.query_params.get("after_seq")
+        if after_seq is not None:
+            try:
+                after = int(after_seq)
+                if not 0 <= after <= 2**31 - 1:
+                    raise ValueError
+            except ValueError:
+                raise ValidationError(
+                    {"after_seq": ["Must be a whole number from 0 to 2147483647."]}
+                ) from None
+            messages = messages.filter(seq__gt=after)
+        return messages
+
+    def create(self, request, *args, **kwargs):
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        message, created = services.message_append(
+            owner=request.user,
+            conversation_id=self.kwargs["conversation_pk"],
+            **serializer.validated_data,
+        )
+        return Response(
+            message_data(message), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        )

@@ -1,0 +1,76 @@
+"""One place that turns every failure into the API's JSON error body.
+
+Domain errors carry their status (`chatproject.errors`); database errors caused by
+the input become 400, an unreachable database 503; anything else is logged with
+its traceback and answered with a JSON 500 that reveals nothing.
+"""
+
+import logging
+
+from django.core.exceptions import RequestDataTooBig
+from django.db import DatabaseError, DataError, InterfaceError, OperationalError
+from rest_framework import status
+from rest_framework.exceptions import APIException
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from .errors import DomainError
+
+logger = logging.getLogger("chatproject.errors")
+
+DATABASE_UNAVAILABLE = "The database is unavailable right now; try again in a few seconds."
+
+
+class RequestTooLarge(APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "The request body is larger than the server accepts."
+    default_code = "request_too_large"
+
+
+class ServiceUnavailable(APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = DATABASE_UNAVAILABLE
+    default_code = "service_unavailable"
+
+
+def is_connection_failure(exc):
+    """True for errors that mean "no database", not "bad query"."""
+    return isinstance(exc, (OperationalError, InterfaceError)) and not isinstance(exc, DataError)
+
+
+def api_exception_handler(exc, context):
+    if isinstance(exc, DomainError):
+        return Response({"detail": exc.detail}, status=exc.status_code)
+    if isinstance(exc, RequestDataTooBig):
+        exc = RequestTooLarge()
+    elif isinstance(exc, DataError):
+        return Response(
+            {"detail": "A value in the request cannot be stored (out of range or invalid)."},
+            status=status.HTTP_400_BAD_REQUEST,
+        )
+    elif is_connection_failure(exc):
+        logger.warning("database unavailable: %s", exc)
+        return Response(
+            {"detail": DATABASE_UNAVAILABLE},
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": "5"},
+        )
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        if isinstance(exc, DatabaseError):
+            logger.error("database error", exc_info=exc)
+        else:
+            logger.error("unhandled error", exc_info=exc)
+        return Response(
+            {"detail": "Internal server error."},
+            status=status.HTTP_500_INTERNAL_SERVER_ERROR,
+        )
+    if response.status_code == status.HTTP_401_UNAUTHORIZED and isinstance(response.data, dict):
+        response.data.setdefault("code", _code_of(exc))
+        response.data.pop("messages", None)
+    return response
+
+
+def _code_of(exc):
+    codes = exc.get_codes() if isinstance(exc, APIException) else None
+    return codes if isinstance(codes, str) else "not_authenticated"

@@ -1,0 +1,32 @@
+from rest_framework import serializers
+
+from .models import DESCRIPTION_MAX_LENGTH, TITLE_MAX_LENGTH, Task
+
+
+class TaskSerializer(serializers.ModelSerializer):
+    """Validates task input; output is built directly (it is the hot path)."""
+
+    title = serializers.CharField(max_length=TITLE_MAX_LENGTH)
+    description = serializers.CharField(
+        max_length=DESCRIPTION_MAX_LENGTH, allow_blank=True, required=False, trim_whitespace=False
+    )
+    completed = serializers.BooleanField(required=False)
+
+    class Meta:
+        model = Task
+        fields = ["id", "title", "description", "completed", "created_at", "updated_at"]
+        read_only_fields = ["id", "created_at", "updated_at"]
+
+    def to_representation(self, task):
+        return task_data(task)
+
+
+def task_data(task):
+    return {
+        "id": task.id,
+        "title": task.title,
+        "description": task.description,
+        "completed": task.completed,
+        "created_at": task.created_at,
+        "updated_at": task.updated_at,
+    }

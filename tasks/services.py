@@ -1,0 +1,96 @@
+"""Task rules: the one place that creates, changes and deletes tasks.
+
+The API, the admin, the agent tools and the MCP server all call these. Every
+function is scoped to an owner: a task of another user is `TaskNotFound`, exactly
+as a task that does not exist, so callers cannot learn what others have.
+"""
+
+from django.db import transaction
+
+from chatproject.errors import DomainError, NotFound
+
+from .models import DESCRIPTION_MAX_LENGTH, TITLE_MAX_LENGTH, Task
+
+
+class TaskNotFound(NotFound):
+    default_detail = "No such task."
+
+
+class InvalidTask(DomainError):
+    default_detail = "The task is not valid."
+
+
+def clean_title(title):
+    """The stored form of a title: stripped, 1..200 characters."""
+    if not isinstance(title, str):
+        raise InvalidTask("title must be a string.")
+    title = title.strip()
+    if not title:
+        raise InvalidTask("title must not be blank.")
+    if len(title) > TITLE_MAX_LENGTH:
+        raise InvalidTask(f"title must be at most {TITLE_MAX_LENGTH} characters.")
+    if "\x00" in title:
+        raise InvalidTask("title must not contain NUL characters.")
+    return title
+
+
+def clean_description(description):
+    if not isinstance(description, str):
+        raise InvalidTask("description must be a string.")
+    if len(description) > DESCRIPTION_MAX_LENGTH:
+        raise InvalidTask(f"description must be at most {DESCRIPTION_MAX_LENGTH} characters.")
+    if "\x00" in description:
+        raise InvalidTask("description must not contain NUL characters.")
+    return description
+
+
+def task_list(*, owner, completed=None, search=None):
+    """The owner's tasks, newest first, optionally by status and text."""
+    tasks = Task.objects.owned_by(owner)
+    if completed is not None:
+        tasks = tasks.with_status(completed)
+    if search:
+        tasks = tasks.search(search)
+    return tasks
+
+
+def task_get(*, owner, task_id):
+    try:
+        return Task.objects.owned_by(owner).get(pk=int(task_id))
+    except (Task.DoesNotExist, ValueError, TypeError, OverflowError):
+        raise TaskNotFound() from None
+
+
+def task_create(*, owner, title, description="", completed=False):
+    return Task.objects.create(
+        owner=owner,
+        title=clean_title(title),
+        description=clean_description(description),
+        completed=bool(completed),
+    )
+
+
+def task_update(*, task, title=None, description=None, completed=None):
+    """Change the given fields of `task` (None leaves a field as it is)."""
+    if title is not None:
+        task.title = clean_title(title)
+    if description is not None:
+        task.description = clean_description(description)
+    if completed is not None:
+        task.completed = bool(completed)
+    task.save()
+    return task
+
+
+def task_complete(*, owner, task_id):
+    return task_update(task=task_get(owner=owner, task_id=task_id), completed=True)
+
+
+@transaction.atomic
+def task_delete(*, owner, task_id):
+    """Delete one of the owner's tasks; returns the task as it was."""
+    task = task_get(owner=owner, task_id=task_id)
+    task_pk = task.pk
+    task.delete()
+    task.pk = task_pk
+    return task

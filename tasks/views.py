@@ -1,0 +1,47 @@
+from django_filters.rest_framework import DjangoFilterBackend
+from rest_framework import filters, status, viewsets
+from rest_framework.response import Response
+
+from . import services
+from .filters import TaskFilter
+from .models import Task
+from .serializers import TaskSerializer, task_data
+
+
+class TaskViewSet(viewsets.ModelViewSet):
+    """The caller's tasks. Another user's task is 404 on every method."""
+
+    serializer_class = TaskSerializer
+    filter_backends = [DjangoFilterBackend, filters.SearchFilter]
+    filterset_class = TaskFilter
+    search_fields = ["title", "description"]
+    lookup_value_regex = r"[0-9]+"
+    keyset_orderings = {
+        "-created_at": ("-created_at", "-id"),
+        "created_at": ("created_at", "id"),
+        "-updated_at": ("-updated_at", "-id"),
+        "updated_at": ("updated_at", "id"),
+    }
+    default_keyset_ordering = "-created_at"
+
+    def get_queryset(self):
+        return Task.objects.owned_by(self.request.user)
+
+    def create(self, request, *args, **kwargs):
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        task = services.task_create(owner=request.user, **serializer.validated_data)
+        return Response(task_data(task), status=status.HTTP_201_CREATED)
+
+    def update(self, request, *args, **kwargs):
+        task = self.get_object()
+        serializer = self.get_serializer(
+            task, data=request.data, partial=kwargs.get("partial", False)
+        )
+        serializer.is_valid(raise_exception=True)
+        task = services.task_update(task=task, **serializer.validated_data)
+        return Response(task_data(task))
+
+    def destroy(self, request, *args, **kwargs):
+        services.task_delete(owner=request.user, task_id=self.kwargs["pk"])
+        return Response(status=status.HTTP_204_NO_CONTENT)

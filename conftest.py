@@ -49,3 +49,30 @@ def other_client(other_user):
 @pytest.fixture
 def anon_client():
     return APIClient()
+
+
+@pytest.fixture
+def assert_max_queries():
+    """Like django_assert_max_num_queries, but SAVEPOINT statements do not count.
+
+    Each test runs inside a transaction, so a service's `transaction.atomic()`
+    becomes a savepoint here, while in production it is the outermost transaction
+    and sends no SAVEPOINT statement at all.
+    """
+    from contextlib import contextmanager
+
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    @contextmanager
+    def check(limit):
+        with CaptureQueriesContext(connection) as context:
+            yield context
+        queries = [
+            q["sql"]
+            for q in context.captured_queries
+            if not q["sql"].startswith(("SAVEPOINT", "RELEASE SAVEPOINT", "ROLLBACK TO SAVEPOINT"))
+        ]
+        assert len(queries) <= limit, f"{len(queries)} queries > {limit}:\n" + "\n".join(queries)
+
+    return check

@@ -121,11 +121,23 @@ def rotate_refresh_token(raw):
     return {"access": str(new_refresh.access_token), "refresh": str(new_refresh)}
 
 
-class RegisterView(APIView):
-    """Create an account. Throttled tightly (scope `auth`)."""
+class PublicAuthView(APIView):
+    """An auth endpoint that takes no access token but still answers 401, not 403.
+
+    DRF turns 401 into 403 when a view has no authentication class to name in
+    WWW-Authenticate; these views name the Bearer scheme themselves.
+    """
 
     permission_classes = [AllowAny]
     authentication_classes = []
+
+    def get_authenticate_header(self, request):
+        return 'Bearer realm="api"'
+
+
+class RegisterView(PublicAuthView):
+    """Create an account. Throttled tightly (scope `auth`)."""
+
     throttle_classes = [AuthRateThrottle]
 
     @extend_schema(request=RegisterSerializer, responses={201: RegisterSerializer})
@@ -147,11 +159,8 @@ class TokenView(TokenObtainPairView):
     throttle_classes = [AuthRateThrottle]
 
 
-class TokenRefreshView(APIView):
+class TokenRefreshView(PublicAuthView):
     """Trade a refresh token for a new pair; the old refresh token is blacklisted."""
-
-    permission_classes = [AllowAny]
-    authentication_classes = []
 
     @extend_schema(request=RefreshSerializer, responses={200: TokenPairSerializer})
     def post(self, request):
@@ -160,15 +169,12 @@ class TokenRefreshView(APIView):
         return Response(rotate_refresh_token(serializer.validated_data["refresh"]))
 
 
-class LogoutView(APIView):
+class LogoutView(PublicAuthView):
     """Blacklist a refresh token so it can never be used again.
 
     The refresh token is proof enough: a client whose access token has expired can
     still log out.
     """
-
-    permission_classes = [AllowAny]
-    authentication_classes = []
 
     @extend_schema(
         request=RefreshSerializer, responses={205: OpenApiResponse(description="Logged out.")}

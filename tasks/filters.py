@@ -4,8 +4,12 @@ from .models import Task
 
 
 class TaskFilter(django_filters.FilterSet):
-    completed = django_filters.BooleanFilter(
-        help_text="Only completed (true) or only pending (false) tasks."
+    """`?completed=true|false`; any other value is a 400, not silently ignored."""
+
+    completed = django_filters.TypedChoiceFilter(
+        choices=[("true", "true"), ("false", "false")],
+        coerce=lambda value: value == "true",
+        help_text="Only completed (true) or only pending (false) tasks.",
     )
 
     class Meta:

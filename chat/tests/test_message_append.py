@@ -1,0 +1,173 @@
+"""message_append: numbering, counts, idempotency — also under concurrency."""
+
+import threading
+import uuid
+
+import pytest
+from django.db import close_old_connections, connection
+
+from chat import services
+from chat.models import Conversation, Message
+from testing.factories import ConversationFactory, UserFactory, add_messages
+
+
+@pytest.mark.django_db
+def test_append_numbers_from_one_and_counts():
+    conversation = ConversationFactory()
+
+    messages = add_messages(conversation, 3)
+
+    conversation.refresh_from_db()
+    assert [m.seq for m in messages] == [1, 2, 3]
+    assert conversation.message_count == 3
+    assert conversation.updated_at == messages[-1].created_at
+
+
+@pytest.mark.django_db
+def test_updated_at_never_moves_backwards():
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    conversation = ConversationFactory()
+    future = timezone.now() + timedelta(hours=1)
+    Conversation.objects.filter(pk=conversation.pk).update(updated_at=future)
+
+    add_messages(conversation, 1)
+
+    conversation.refresh_from_db()
+    assert conversation.updated_at == future
+
+
+@pytest.mark.django_db
+def test_append_to_another_users_conversation_is_not_found():
+    conversation = ConversationFactory()
+
+    with pytest.raises(services.ConversationNotFound):
+        services.message_append(
+            owner=UserFactory(), conversation_id=conversation.pk, role="user", content="x"
+        )
+    assert not Message.objects.exists()
+
+
+@pytest.mark.django_db
+def test_same_client_id_returns_stored_message():
+    conversation = ConversationFactory()
+    client_id = uuid.uuid4()
+    kwargs = dict(
+        owner=conversation.owner,
+        conversation_id=conversation.pk,
+        role="user",
+        content="x",
+        client_id=client_id,
+    )
+
+    first, created = services.message_append(**kwargs)
+    again, created_again = services.message_append(**kwargs)
+
+    assert (created, created_again) == (True, False)
+    assert again.pk == first.pk
+    with pytest.raises(services.ClientIdReused):
+        services.message_append(**{**kwargs, "content": "y"})
+
+
+def run_in_threads(count, target):
+    barrier = threading.Barrier(count)
+    results, errors = [], []
+
+    def worker(index):
+        try:
+            barrier.wait()
+            results.append(target(index))
+        except Exception as exc:  # collected and asserted on below
+            errors.append(exc)
+        finally:
+            close_old_connections()
+            connection.close()
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results, errors
+
+
+@pytest.fixture
+def require_postgres():
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks under real concurrency need PostgreSQL")
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_ten_concurrent_appends_get_seq_one_to_n(require_postgres):
+    conversation = ConversationFactory()
+    add_messages(conversation, 2)
+
+    def append(index):
+        return services.message_append(
+            owner=conversation.owner,
+            conversation_id=conversation.pk,
+            role="user",
+            content=f"thread {index}",
+        )[0].seq
+
+    results, errors = run_in_threads(10, append)
+
+    assert errors == []
+    assert sorted(results) == list(range(3, 13))
+    conversation.refresh_from_db()
+    assert conversation.message_count == 12
+    seqs = list(Message.objects.filter(conversation=conversation).values_list("seq", flat=True))
+    assert seqs == list(range(1, 13))
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_ten_concurrent_retries_store_one_message(require_postgres):
+    conversation = ConversationFactory()
+    client_id = uuid.uuid4()
+
+    def append(index):
+        message, created = services.message_append(
+            owner=conversation.owner,
+            conversation_id=conversation.pk,
+            role="user",
+            content="only once",
+            client_id=client_id,
+        )
+        return message.pk, created
+
+    results, errors = run_in_threads(10, append)
+
+    assert errors == []
+    assert len({pk for pk, _ in results}) == 1
+    assert sum(created for _, created in results) == 1
+    conversation.refresh_from_db()
+    assert conversation.message_count == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_append_racing_a_delete_is_not_found_not_integrity_error(require_postgres):
+    conversation = ConversationFactory()
+    owner = conversation.owner
+
+    def act(index):
+        if index == 0:
+            Conversation.objects.filter(pk=conversation.pk).delete()
+            return "deleted"
+        try:
+            services.message_append(
+                owner=owner, conversation_id=conversation.pk, role="user", content="x"
+            )
+            return "appended"
+        except services.ConversationNotFound:
+            return "not found"
+
+    results, errors = run_in_threads(6, act)
+
+    assert errors == []
+    assert "deleted" in results
+    assert not Message.objects.filter(conversation_id=conversation.pk).exists()

@@ -1,0 +1,159 @@
+"""Bad input of every known kind is a 4xx JSON answer, never a 500, and changes nothing."""
+
+import pytest
+
+from chat.models import Message
+from tasks.models import Task
+from testing.factories import ConversationFactory, TaskFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def post_raw(client, url, body, content_type="application/json"):
+    return client.generic("POST", url, body, content_type=content_type)
+
+
+def assert_json_error(response, status):
+    assert response.status_code == status, response.content
+    assert response["Content-Type"].startswith("application/json")
+    assert "detail" in response.json() or response.json()
+
+
+def test_unknown_api_path_is_json_404(api_client):
+    assert_json_error(api_client.get("/api/v1/no-such-thing/"), 404)
+    assert_json_error(api_client.get("/api/nothing"), 404)
+
+
+def test_wrong_method_is_json_405(api_client):
+    assert_json_error(api_client.delete("/api/v1/tasks/"), 405)
+
+
+def test_non_json_body_is_415(api_client):
+    response = post_raw(
+        api_client, "/api/v1/tasks/", "title=x", "application/x-www-form-urlencoded"
+    )
+
+    assert_json_error(response, 415)
+    assert not Task.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"{not json",
+        b'{"title": NaN}',
+        b'{"title": Infinity}',
+        b'{"title": "\\ud800"}',
+        b'{"title": "a\\u0000b"}',
+        b"[" * 100_000 + b"]" * 100_000,
+        b'{"title": "x", "description": ' + b'{"a": ' * 5000 + b"1" + b"}" * 5000 + b"}",
+        b"\xff\xfe",
+    ],
+)
+def test_malformed_json_is_400(api_client, body):
+    response = post_raw(api_client, "/api/v1/tasks/", body)
+
+    assert_json_error(response, 400)
+    assert not Task.objects.exists()
+
+
+@pytest.mark.parametrize("body", [b'["title"]', b'"title"', b"42", b"null"])
+def test_top_level_non_object_is_400(api_client, body):
+    response = post_raw(api_client, "/api/v1/tasks/", body)
+
+    assert_json_error(response, 400)
+
+
+def test_nul_in_json_for_a_json_field_is_400(api_client, user):
+    conversation = ConversationFactory(owner=user)
+    body = b'{"role": "tool", "content": "ok", "tool_calls": [{"out": "a\\u0000"}]}'
+
+    response = post_raw(api_client, f"/api/v1/conversations/{conversation.pk}/messages/", body)
+
+    assert_json_error(response, 400)
+    assert not Message.objects.exists()
+
+
+def test_body_over_the_limit_is_413(api_client, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    body = b'{"title": "' + b"x" * 2000 + b'"}'
+
+    response = post_raw(api_client, "/api/v1/tasks/", body)
+
+    assert_json_error(response, 413)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/tasks/99999999999999999999999/",
+        "/api/v1/tasks/9223372036854775808/",
+        "/api/v1/tasks/abc/",
+        "/api/v1/tasks/-1/",
+        "/api/v1/tasks/1%00/",
+        "/api/v1/conversations/99999999999999999999/",
+        "/api/v1/conversations/99999999999999999999/messages/",
+    ],
+)
+def test_huge_or_non_numeric_ids_are_404(api_client, path):
+    assert_json_error(api_client.get(path), 404)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "?search=%00",
+        "?search=a%00b",
+        "?completed=%00",
+        "?ordering=%00",
+        "?cursor=%00",
+        "?page_size=%00",
+    ],
+)
+def test_nul_in_query_parameters_is_never_500(api_client, user, query):
+    TaskFactory(owner=user)
+
+    response = api_client.get("/api/v1/tasks/" + query)
+
+    assert response.status_code in (200, 400)
+    assert response["Content-Type"].startswith("application/json")
+
+
+def test_out_of_range_integer_in_body_is_400(api_client, user):
+    conversation = ConversationFactory(owner=user)
+    body = b'{"role": "user", "content": "x", "seq": 99999999999999999999, "client_id": 1e400}'
+
+    response = post_raw(api_client, f"/api/v1/conversations/{conversation.pk}/messages/", body)
+
+    assert response.status_code == 400
+
+
+def test_over_long_fields_are_400_and_change_nothing(api_client, user):
+    task = TaskFactory(owner=user, title="keep")
+
+    response = api_client.patch(f"/api/v1/tasks/{task.pk}/", {"title": "x" * 10_000})
+
+    assert response.status_code == 400
+    task.refresh_from_db()
+    assert task.title == "keep"
+
+
+def test_lone_surrogate_in_query_is_never_500(api_client):
+    response = api_client.get("/api/v1/tasks/?search=%ED%A0%80")
+
+    assert response.status_code in (200, 400)
+
+
+def test_unhandled_error_is_json_500_without_details(api_client, monkeypatch):
+    from tasks import views
+
+    def explode(*args, **kwargs):
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(views.TaskViewSet, "get_queryset", explode)
+    api_client.raise_request_exception = False
+
+    response = api_client.get("/api/v1/tasks/")
+
+    assert response.status_code == 500
+    assert response.json() == {"detail": "Internal server error."}

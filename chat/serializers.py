@@ -4,7 +4,9 @@ from .models import CONTENT_MAX_LENGTH, CONVERSATION_TITLE_MAX_LENGTH, Conversat
 
 
 class ConversationSerializer(serializers.ModelSerializer):
-    """Validates conversation input; output is built directly."""
+    """A conversation between the caller and the assistant."""
+
+    # Input is validated here; output is built by conversation_data.
 
     title = serializers.CharField(
         max_length=CONVERSATION_TITLE_MAX_LENGTH,
@@ -23,7 +25,9 @@ class ConversationSerializer(serializers.ModelSerializer):
 
 
 class MessageSerializer(serializers.ModelSerializer):
-    """Validates an appended message; output is built directly."""
+    """A message of a conversation; append-only."""
+
+    # Input is validated here; output is built by message_data.
 
     role = serializers.ChoiceField(choices=Message.Role.choices)
     content = serializers.CharField(max_length=CONTENT_MAX_LENGTH, trim_whitespace=False)

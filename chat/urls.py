@@ -3,7 +3,7 @@ from rest_framework.routers import SimpleRouter
 
 from .views import ConversationViewSet, MessageViewSet
 
-router = SimpleRouter()
+router = SimpleRouter(use_regex_path=False)
 router.register("conversations", ConversationViewSet, basename="conversation")
 
 messages = MessageViewSet.as_view({"get": "list", "post": "create"})

@@ -14,7 +14,7 @@ class ConversationViewSet(viewsets.ModelViewSet):
 
     serializer_class = ConversationSerializer
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
-    lookup_value_regex = r"[0-9]+"
+    lookup_value_converter = "int"
     keyset_orderings = {"-updated_at": ("-updated_at", "-id")}
     default_keyset_ordering = "-updated_at"
 

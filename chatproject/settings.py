@@ -98,13 +98,19 @@ TEMPLATES = [
 
 # Database: DATABASE_URL, or a SQLite file (the embedded default) when it is unset.
 # manage.py swaps in DIRECT_DATABASE_URL for schema commands (see manage.py).
+# docs/deploy.md explains the connection choice and how it was measured.
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
+# Bounds how long a request waits for a connection while the database is down:
+# it then answers 503 JSON instead of hanging (chatproject.exceptions).
 DB_CONNECT_TIMEOUT = env_int("DB_CONNECT_TIMEOUT", 3)
+# Persistent connections (one per gunicorn thread, reused for CONN_MAX_AGE seconds
+# and checked before reuse) unless DB_POOL=1 asks for Django's psycopg pool.
+DB_POOL = env_bool("DB_POOL", False)
 
 if DATABASE_URL:
     default_db = dj_database_url.parse(
         DATABASE_URL,
-        conn_max_age=env_int("CONN_MAX_AGE", 600),
+        conn_max_age=0 if DB_POOL else env_int("CONN_MAX_AGE", 600),
         conn_health_checks=True,
     )
 else:
@@ -124,9 +130,24 @@ else:
 if default_db["ENGINE"] == "django.db.backends.postgresql":
     options = default_db.setdefault("OPTIONS", {})
     options.setdefault("connect_timeout", DB_CONNECT_TIMEOUT)
-    # A transaction pooler (PgBouncer, Neon's pooled endpoint) cannot keep a
-    # server-side cursor open across transactions.
-    default_db["DISABLE_SERVER_SIDE_CURSORS"] = env_bool("DISABLE_SERVER_SIDE_CURSORS", False)
+    # Safe behind a transaction pooler (PgBouncer, Neon's "-pooler" endpoint), which
+    # hands each transaction to any server connection: no server-side prepared
+    # statements (Django's default for psycopg 3, said here so nobody turns it on),
+    # no SET of session state beyond TimeZone (which PgBouncer tracks per client),
+    # and no server-side cursors (they would outlive the transaction).
+    options["prepare_threshold"] = None
+    default_db["DISABLE_SERVER_SIDE_CURSORS"] = env_bool(
+        "DISABLE_SERVER_SIDE_CURSORS", "-pooler." in (default_db.get("HOST") or "")
+    )
+    if DB_POOL:
+        # One pool per gunicorn worker process, as large as its thread count; a
+        # request waits at most DB_CONNECT_TIMEOUT seconds for a connection.
+        options["pool"] = {
+            "min_size": env_int("DB_POOL_MIN_SIZE", 1),
+            "max_size": env_int("DB_POOL_MAX_SIZE", env_int("GUNICORN_THREADS", 4)),
+            "timeout": DB_CONNECT_TIMEOUT,
+            "max_idle": 300,
+        }
     default_db.setdefault("TEST", {})["NAME"] = os.environ.get("TEST_DATABASE_NAME")
 
 DATABASES = {"default": default_db}
@@ -213,7 +234,10 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
-    "SECURITY": [{"jwtAuth": []}],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "chatproject.schema.add_error_responses",
+    ],
 }
 
 CORS_ALLOWED_ORIGINS = env_list("CORS_ALLOWED_ORIGINS")

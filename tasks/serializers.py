@@ -4,7 +4,9 @@ from .models import DESCRIPTION_MAX_LENGTH, TITLE_MAX_LENGTH, Task
 
 
 class TaskSerializer(serializers.ModelSerializer):
-    """Validates task input; output is built directly (it is the hot path)."""
+    """A task of the caller's todo list."""
+
+    # Input is validated here; output is built by task_data (the hot path).
 
     title = serializers.CharField(max_length=TITLE_MAX_LENGTH)
     description = serializers.CharField(

@@ -2,7 +2,7 @@ from rest_framework.routers import SimpleRouter
 
 from .views import TaskViewSet
 
-router = SimpleRouter()
+router = SimpleRouter(use_regex_path=False)
 router.register("tasks", TaskViewSet, basename="task")
 
 urlpatterns = router.urls

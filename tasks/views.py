@@ -1,4 +1,6 @@
 from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import filters, status, viewsets
 from rest_framework.response import Response
 
@@ -8,6 +10,22 @@ from .models import Task
 from .serializers import TaskSerializer, task_data
 
 
+@extend_schema_view(
+    list=extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "completed",
+                OpenApiTypes.BOOL,
+                description="Only completed (true) or only pending (false) tasks.",
+            ),
+            OpenApiParameter(
+                "search",
+                OpenApiTypes.STR,
+                description="Text to find in title or description, case-insensitively.",
+            ),
+        ]
+    )
+)
 class TaskViewSet(viewsets.ModelViewSet):
     """The caller's tasks. Another user's task is 404 on every method."""
 
@@ -15,7 +33,7 @@ class TaskViewSet(viewsets.ModelViewSet):
     filter_backends = [DjangoFilterBackend, filters.SearchFilter]
     filterset_class = TaskFilter
     search_fields = ["title", "description"]
-    lookup_value_regex = r"[0-9]+"
+    lookup_value_converter = "int"
     keyset_orderings = {
         "-created_at": ("-created_at", "-id"),
         "created_at": ("created_at", "id"),

@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.utils.html import format_html, format_html_join
 
-from .models import Conversation, Message
+from .models import ChatTurn, Conversation, Message
 
 # A transcript longer than this shows its newest messages only, so a
 # 10,000-message conversation renders as fast as a short one.
@@ -65,6 +65,24 @@ class MessageAdmin(admin.ModelAdmin):
     @admin.display(description="content")
     def short_content(self, message):
         return message.content[:80]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(ChatTurn)
+class ChatTurnAdmin(admin.ModelAdmin):
+    """Chat turns, for staff debugging a retry: read-only, written by chat.turns only."""
+
+    list_display = ["id", "owner", "conversation", "status", "attempts", "created_at"]
+    list_filter = ["status", "created_at"]
+    search_fields = ["owner__username", "client_id"]
+    list_select_related = ["owner", "conversation"]
+    raw_id_fields = ["owner", "conversation", "user_message", "assistant_message"]
+    show_full_result_count = False
 
     def has_add_permission(self, request):
         return False

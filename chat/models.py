@@ -117,3 +117,56 @@ class Message(models.Model):
 
     def __str__(self):
         return f"{self.role} #{self.seq}"
+
+
+class ChatTurn(models.Model):
+    """One run of the chat endpoint: the user's message, the agent's steps, the reply.
+
+    A turn is keyed by the client's `client_id` (when given), so a retried POST finds
+    the turn it started instead of starting another. `status` goes running →
+    succeeded, or running → failed → running again when a retry takes over; a
+    running turn whose lease has expired (its process died) counts as failed. The
+    messages a turn stores carry client ids derived from `key`, which makes each
+    step and each tool result storable once only. Changed only by `chat.turns`.
+    """
+
+    class Status(models.TextChoices):
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_turns"
+    )
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="turns")
+    key = models.UUIDField(editable=False)
+    client_id = models.UUIDField(null=True, blank=True)
+    # DO_NOTHING: messages are deleted only with their conversation, which deletes its
+    # turns too; a cascade from here would stop messages being deleted in bulk.
+    user_message = models.OneToOneField(Message, on_delete=models.DO_NOTHING, related_name="+")
+    assistant_message = models.OneToOneField(
+        Message, on_delete=models.DO_NOTHING, null=True, blank=True, related_name="+"
+    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
+    attempts = models.PositiveIntegerField(default=1)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    error = models.CharField(max_length=500, blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["owner", "client_id"],
+                condition=Q(client_id__isnull=False),
+                name="chatturn_owner_client_id_unique",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=["running", "succeeded", "failed"]),
+                name="chatturn_status_valid",
+            ),
+        ]
+
+    def __str__(self):
+        return f"turn {self.pk} ({self.status})"

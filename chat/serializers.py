@@ -1,5 +1,7 @@
 from rest_framework import serializers
 
+from chatproject.fields import StrictCharField
+
 from .models import CONTENT_MAX_LENGTH, CONVERSATION_TITLE_MAX_LENGTH, Conversation, Message
 
 
@@ -8,7 +10,7 @@ class ConversationSerializer(serializers.ModelSerializer):
 
     # Input is validated here; output is built by conversation_data.
 
-    title = serializers.CharField(
+    title = StrictCharField(
         max_length=CONVERSATION_TITLE_MAX_LENGTH,
         allow_blank=True,
         required=False,
@@ -30,7 +32,7 @@ class MessageSerializer(serializers.ModelSerializer):
     # Input is validated here; output is built by message_data.
 
     role = serializers.ChoiceField(choices=Message.Role.choices)
-    content = serializers.CharField(max_length=CONTENT_MAX_LENGTH, trim_whitespace=False)
+    content = StrictCharField(max_length=CONTENT_MAX_LENGTH, trim_whitespace=False)
     tool_calls = serializers.JSONField(
         required=False,
         allow_null=True,
@@ -85,4 +87,56 @@ def message_data(message):
         "tool_calls": message.tool_calls,
         "client_id": message.client_id,
         "created_at": message.created_at,
+    }
+
+
+class ChatTurnSerializer(serializers.Serializer):
+    """Validates the body of POST chat/: a message, optionally for a conversation and
+    retry-safe with a client_id."""
+
+    message = StrictCharField(
+        max_length=CONTENT_MAX_LENGTH,
+        trim_whitespace=False,
+        help_text="The user's message (1..10,000 characters, no NUL).",
+    )
+    conversation_id = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=2**63 - 1,
+        help_text="Continue this conversation; without it a new one is started.",
+    )
+    client_id = serializers.UUIDField(
+        required=False,
+        allow_null=True,
+        help_text=(
+            "Chosen by the client; becomes the user message's client_id. Sending it again "
+            "never runs the turn twice: 200 with the stored outcome, or 409 while it runs."
+        ),
+    )
+
+
+class ChatToolCallSerializer(serializers.Serializer):
+    """One tool call the assistant made in a turn, with its result."""
+
+    id = serializers.CharField()
+    name = serializers.CharField()
+    arguments = serializers.JSONField()
+    result = serializers.JSONField(allow_null=True)
+
+
+class ChatTurnResponseSerializer(serializers.Serializer):
+    """The answer of a chat turn (schema only; built by `chat_turn_data`)."""
+
+    conversation_id = serializers.IntegerField()
+    user_message = MessageSerializer()
+    assistant_message = MessageSerializer()
+    tool_calls = ChatToolCallSerializer(many=True)
+
+
+def chat_turn_data(outcome):
+    return {
+        "conversation_id": outcome.conversation_id,
+        "user_message": message_data(outcome.user_message),
+        "assistant_message": message_data(outcome.assistant_message),
+        "tool_calls": outcome.tool_calls,
     }

@@ -12,7 +12,13 @@ from django.utils import timezone
 
 from chatproject.errors import DomainError, NotFound, Unprocessable
 
-from .models import CONTENT_MAX_LENGTH, CONVERSATION_TITLE_MAX_LENGTH, Conversation, Message
+from .models import (
+    CONTENT_MAX_LENGTH,
+    CONVERSATION_TITLE_MAX_LENGTH,
+    ChatTurn,
+    Conversation,
+    Message,
+)
 
 
 class ConversationNotFound(NotFound):
@@ -67,9 +73,34 @@ def conversation_update(*, conversation, title):
     return conversation
 
 
+@transaction.atomic
 def conversation_delete(*, conversation):
-    """Delete the conversation and, by cascade, all of its messages."""
-    conversation.delete()
+    """Delete the conversation with all of its messages and turns.
+
+    Three DELETE statements on indexed columns, however long the conversation:
+    Django's own cascade would first load every message id (turns point at
+    messages), a query per thousand messages.
+    """
+    _delete_rows(ChatTurn.objects.filter(conversation_id=conversation.pk))
+    _delete_rows(Message.objects.filter(conversation_id=conversation.pk))
+    _delete_rows(Conversation.objects.filter(pk=conversation.pk))
+
+
+@transaction.atomic
+def chat_delete_all(*, owner):
+    """Delete every conversation, message and turn of `owner` (account deletion)."""
+    _delete_rows(ChatTurn.objects.filter(owner=owner))
+    _delete_rows(Message.objects.filter(owner=owner))
+    _delete_rows(Conversation.objects.filter(owner=owner))
+
+
+def _delete_rows(queryset):
+    """DELETE ... WHERE, children first, without Django's collector.
+
+    Only for the chat tables, whose every child is deleted explicitly before its
+    parent, and which have no delete signals.
+    """
+    return queryset._raw_delete(queryset.db)
 
 
 def message_append(*, owner, conversation_id, role, content, tool_calls=None, client_id=None):

@@ -3,10 +3,19 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
-from . import services
+from . import services, turns
 from .models import Conversation, Message
-from .serializers import ConversationSerializer, MessageSerializer, conversation_data, message_data
+from .serializers import (
+    ChatTurnResponseSerializer,
+    ChatTurnSerializer,
+    ConversationSerializer,
+    MessageSerializer,
+    chat_turn_data,
+    conversation_data,
+    message_data,
+)
 
 
 class ConversationViewSet(viewsets.ModelViewSet):
@@ -96,3 +105,19 @@ class MessageViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, viewsets.Ge
         return Response(
             message_data(message), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
         )
+
+
+class ChatTurnView(APIView):
+    """One chat turn: store the message, let the agent use the task tools, answer.
+
+    Safe to retry with the same `client_id`; see `chat.turns`.
+    """
+
+    # The error answers (400, 404, 409, 422, 502, 503, ...) are added to the schema
+    # by chatproject.schema.add_error_responses.
+    @extend_schema(request=ChatTurnSerializer, responses={200: ChatTurnResponseSerializer})
+    def post(self, request):
+        serializer = ChatTurnSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        outcome = turns.chat_turn(owner=request.user, **serializer.validated_data)
+        return Response(chat_turn_data(outcome))

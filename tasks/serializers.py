@@ -1,5 +1,7 @@
 from rest_framework import serializers
 
+from chatproject.fields import StrictCharField
+
 from .models import DESCRIPTION_MAX_LENGTH, TITLE_MAX_LENGTH, Task
 
 
@@ -8,8 +10,8 @@ class TaskSerializer(serializers.ModelSerializer):
 
     # Input is validated here; output is built by task_data (the hot path).
 
-    title = serializers.CharField(max_length=TITLE_MAX_LENGTH)
-    description = serializers.CharField(
+    title = StrictCharField(max_length=TITLE_MAX_LENGTH)
+    description = StrictCharField(
         max_length=DESCRIPTION_MAX_LENGTH, allow_blank=True, required=False, trim_whitespace=False
     )
     completed = serializers.BooleanField(required=False)

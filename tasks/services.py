@@ -94,3 +94,9 @@ def task_delete(*, owner, task_id):
     task.delete()
     task.pk = task_pk
     return task
+
+
+@transaction.atomic
+def task_delete_all(*, owner):
+    """Delete every task of `owner` in one statement (account deletion)."""
+    return Task.objects.filter(owner=owner).delete()[0]

@@ -189,3 +189,13 @@ def test_unauthenticated_is_401_with_code(anon_client):
     assert response.status_code == 401
     assert response.json()["code"] == "not_authenticated"
     assert "detail" in response.json()
+
+
+@pytest.mark.parametrize(
+    "payload", [{"title": 5}, {"title": True}, {"title": "ok", "description": 7}]
+)
+def test_non_string_text_is_400(api_client, payload):
+    response = api_client.post(TASKS, payload)
+
+    assert response.status_code == 400
+    assert not Task.objects.exists()

@@ -1,0 +1,103 @@
+"""What an agent is: a function from the conversation so far to its next step.
+
+An agent never runs tools and never touches the database: `chat.turns` asks it for
+one step at a time, stores the step, runs the tools it asked for, stores their
+results and asks again. That is what lets a failed turn resume from its stored
+tool results (no tool call runs twice) and what bounds the tool loop. An agent is
+stateless: everything it knows is in `history`.
+"""
+
+import json
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from chatproject.errors import DomainError
+
+
+class AgentFailed(DomainError):
+    """The agent (or the model behind it) failed: answered 502."""
+
+    status_code = 502
+    default_detail = "The assistant failed to answer; try again."
+
+
+class AgentTimeout(DomainError):
+    """The agent ran out of time: answered 503."""
+
+    status_code = 503
+    default_detail = "The assistant took too long to answer; try again."
+
+
+class AgentUnavailable(DomainError):
+    """The agent cannot be reached or is not configured: answered 503."""
+
+    status_code = 503
+    default_detail = "The assistant is unavailable right now; try again later."
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """A call the agent asks for; `arguments` is a dict, or the model's raw text."""
+
+    id: str
+    name: str
+    arguments: dict | str
+
+    def as_json(self):
+        return {"id": self.id, "name": self.name, "arguments": self.arguments}
+
+    @classmethod
+    def from_json(cls, data):
+        return cls(
+            id=str(data.get("id", "")),
+            name=str(data.get("name", "")),
+            arguments=data.get("arguments", {}),
+        )
+
+    def arguments_text(self):
+        if isinstance(self.arguments, str):
+            return self.arguments
+        return json.dumps(self.arguments, ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class Step:
+    """The agent's answer: tool calls to run, or (with none) the final reply `text`."""
+
+    text: str = ""
+    tool_calls: tuple[ToolCall, ...] = field(default=())
+
+    @property
+    def is_reply(self):
+        return not self.tool_calls
+
+
+class Agent(Protocol):
+    def next_step(self, *, history, tools, final: bool, timeout: float) -> Step:
+        """The next step after `history` (stored `chat.models.Message`s, oldest first).
+
+        `history` is a bounded window of the conversation, then the user's message
+        of this turn, then the steps and tool results of this turn so far. Tool
+        messages carry `tool_calls=[{"id", "name", "result"}]`; assistant steps that
+        called tools carry `tool_calls=[{"id", "name", "arguments"}]`. `tools` are
+        the `tasks.tools.Tool`s on offer. With `final` the step must be a reply.
+        Raises `AgentFailed`, `AgentTimeout` or `AgentUnavailable`; must return
+        within `timeout` seconds.
+        """
+        ...
+
+
+def tool_results(message):
+    """The `(id, name, result)` entries of a stored tool message (empty if malformed)."""
+    entries = message.tool_calls if isinstance(message.tool_calls, list) else []
+    return [
+        (str(e.get("id", "")), str(e.get("name", "")), e.get("result"))
+        for e in entries
+        if isinstance(e, dict)
+    ]
+
+
+def requested_calls(message):
+    """The `ToolCall`s of a stored assistant step (empty if none or malformed)."""
+    entries = message.tool_calls if isinstance(message.tool_calls, list) else []
+    return [ToolCall.from_json(e) for e in entries if isinstance(e, dict) and e.get("name")]

@@ -1,0 +1,422 @@
+"""The rules agent: plain-English todo requests, understood offline with no model.
+
+It reads the user's message of this turn with a few patterns ("add buy milk",
+"remind me to call mom tomorrow", "what's on my list", "show pending tasks",
+"mark 3 as done", "I finished buying milk", "delete the milk task", "rename task 2
+to ...") and plans the tool calls one step at a time from the results stored so
+far: a task named by its title is first looked up with `list_tasks`, then acted on
+by id. Being a pure function of the history, a resumed turn picks up exactly where
+the failed one stopped.
+"""
+
+import re
+from dataclasses import dataclass
+
+from .base import Step, ToolCall, tool_results
+
+# Longer messages are not todo commands; they are not parsed at all.
+MAX_COMMAND_LENGTH = 1000
+
+EXAMPLES = (
+    "“add buy milk”, “show pending tasks”, “mark 3 as done”, "
+    "“delete the milk task” or “rename task 2 to buy oat milk”"
+)
+HELP = f"I can manage your todo list. Try {EXAMPLES}."
+NOT_UNDERSTOOD = f"Sorry, I didn't understand that. I can manage your todo list: try {EXAMPLES}."
+
+
+@dataclass(frozen=True)
+class TaskRef:
+    """A task as the user named it: by id, or by (part of) its title."""
+
+    task_id: int | None = None
+    text: str = ""
+
+
+@dataclass(frozen=True)
+class Intent:
+    action: str  # add, list, complete, reopen, delete, rename, greet, help, thanks, unknown
+    title: str = ""
+    status: str = "all"
+    ref: TaskRef | None = None
+
+
+def _patterns(*patterns):
+    return [re.compile(p, re.IGNORECASE) for p in patterns]
+
+
+LIST_NAME = r"(?:my\s+|the\s+)?(?:list|tasks|todos?|to-?do\s+list|todo\s+list)"
+ADD = _patterns(
+    rf"add\s+to\s+{LIST_NAME}\s*:?\s*(?P<title>.+)",
+    r"(?:add|create|new)\s+(?:me\s+)?(?:a\s+|an\s+)?(?:new\s+)?(?:task|todo|to-do|item|reminder)?"
+    r"\s*(?:to\s+|called\s+|named\s+|titled\s+|for\s+|:\s*|-\s*)?(?P<title>.+?)"
+    rf"(?:\s+to\s+{LIST_NAME})?",
+    r"make\s+(?:a\s+|an\s+)?(?:new\s+)?(?:task|todo|to-do|reminder)\s*(?:to\s+|called\s+|named\s+|"
+    r"titled\s+|for\s+|:\s*)?(?P<title>.+)",
+    r"remind\s+me\s+(?:to\s+)?(?P<title>.+)",
+)
+SOFT_ADD = _patterns(
+    r"(?:don'?t\s+let\s+me\s+forget|don'?t\s+forget|i\s+(?:need|have|must|should|gotta)|"
+    r"i've\s+got)\s+to\s+(?P<title>.+)",
+)
+RENAME = _patterns(
+    r"(?:rename|retitle|change|update|edit)\s+(?P<ref>.+?)\s+(?:to|into)\s+(?P<title>.+)",
+)
+NOT_DONE = (
+    r"(?:not\s+done|undone|not\s+completed?|incomplete|pending|open|not\s+finished|to\s*-?do)"
+)
+REOPEN = _patterns(
+    rf"(?:mark|set|flag)\s+(?P<ref>.+?)\s+(?:as\s+)?{NOT_DONE}",
+    r"(?:reopen|re-open|uncomplete|unmark|uncheck|undo)\s+(?P<ref>.+)",
+)
+DONE = r"(?:done|complete|completed|finished)"
+COMPLETE = _patterns(
+    rf"(?:mark|set|tick|check|flag)\s+(?:off\s+)?(?P<ref>.+?)\s+(?:as\s+)?{DONE}",
+    r"(?:tick|check|cross)\s+off\s+(?P<ref>.+)",
+    r"(?:complete|finish)\s+(?P<ref>.+)",
+    r"(?:i(?:'ve|\s+have)?\s+)?(?:just\s+|already\s+)?(?:finished|completed|done\s+with|did)"
+    r"\s+(?P<ref>.+)",
+    rf"(?P<ref>.+?)\s+(?:is|are)\s+(?:now\s+)?{DONE}",
+)
+DELETE = _patterns(
+    r"(?:delete|remove|drop|erase|cancel|scratch|trash|get\s+rid\s+of|forget(?:\s+about)?)"
+    rf"\s+(?P<ref>.+?)(?:\s+from\s+{LIST_NAME})?",
+)
+LIST_ASK = re.compile(
+    r"\b(?:show|list|display|view|see|get|give|tell|read|what|what's|whats|which|how\s+many|"
+    r"do\s+i\s+have|any|my)\b",
+    re.IGNORECASE,
+)
+LIST_WHAT = re.compile(
+    r"\b(?:tasks?|list|todos?|to-?dos?|items?|left|pending|remaining|outstanding|agenda|"
+    r"plate|done|finished|completed|next|to\s+do)\b",
+    re.IGNORECASE,
+)
+LIST_SHORT = re.compile(rf"{LIST_NAME}|tasks|todo|to-?dos?", re.IGNORECASE)
+PENDING_WORDS = re.compile(
+    r"\b(?:pending|open|incomplete|unfinished|undone|remaining|left|outstanding|not\s+done|"
+    r"not\s+finished|not\s+completed|to\s+do|next|active)\b",
+    re.IGNORECASE,
+)
+COMPLETED_WORDS = re.compile(r"\b(?:completed|done|finished|checked\s+off)\b", re.IGNORECASE)
+GREET = re.compile(
+    r"(?:hi|hello|hey|yo|howdy|good\s+(?:morning|afternoon|evening))\b.*", re.IGNORECASE
+)
+HELP_ASK = re.compile(
+    r"help|what\s+can\s+you\s+do|how\s+does\s+this\s+work|commands|\?", re.IGNORECASE
+)
+THANKS = re.compile(r"(?:thanks|thank\s+you|thx|cheers)\b.*", re.IGNORECASE)
+
+POLITE_START = re.compile(
+    r"^(?:(?:please|pls|ok(?:ay)?|so|hey|can\s+you|could\s+you|would\s+you|will\s+you)[\s,]+)+",
+    re.IGNORECASE,
+)
+POLITE_END = re.compile(r"(?:[\s,]+(?:please|pls|for\s+me|thanks|thank\s+you))+$", re.IGNORECASE)
+QUOTES = "\"'“”‘’`"
+
+
+def clean(text):
+    text = " ".join(text.split()).rstrip(".!?;, ")
+    previous = None
+    while previous != text:
+        previous = text
+        text = POLITE_START.sub("", text)
+        text = POLITE_END.sub("", text).rstrip(".!?;, ")
+    return text
+
+
+def clean_title(title):
+    return title.strip().rstrip(".!?;,").strip().strip(QUOTES).strip()
+
+
+REF_ID = re.compile(
+    r"(?:(?:the\s+)?(?:task|item|todo|to-do|number|no\.?)\s*)?(?:#|number\s+)?\s*(\d+)",
+    re.IGNORECASE,
+)
+REF_LEAD = re.compile(r"^(?:the|my|that|this|a|an|task|item|todo|to-do)\s+", re.IGNORECASE)
+REF_TAIL = re.compile(
+    r"\s+(?:task|item|todo|to-do|one|title|name|'s\s+title|on\s+my\s+list)$", re.IGNORECASE
+)
+REF_OF = re.compile(r"^(?:the\s+)?(?:title|name)\s+of\s+", re.IGNORECASE)
+
+
+def parse_ref(raw):
+    text = clean_title(raw)
+    found = REF_ID.fullmatch(text)
+    if found:
+        return TaskRef(task_id=int(found[1]))
+    text = REF_OF.sub("", text)
+    previous = None
+    while previous != text:
+        previous = text
+        text = REF_TAIL.sub("", REF_LEAD.sub("", text)).strip().strip(QUOTES)
+    found = REF_ID.fullmatch(text)
+    if found:
+        return TaskRef(task_id=int(found[1]))
+    return TaskRef(text=text) if text else None
+
+
+def _first(patterns, text):
+    for pattern in patterns:
+        found = pattern.fullmatch(text)
+        if found:
+            return found
+    return None
+
+
+def list_status(text):
+    if PENDING_WORDS.search(text):
+        return "pending"
+    if COMPLETED_WORDS.search(text):
+        return "completed"
+    return "all"
+
+
+def parse(message) -> Intent:
+    """What the user asks for, from their message alone."""
+    if len(message) > MAX_COMMAND_LENGTH:
+        return Intent("unknown")
+    text = clean(message)
+    if not text:
+        return Intent("unknown")
+    if found := _first(ADD, text):
+        title = clean_title(found["title"])
+        return Intent("add", title=title) if title else Intent("unknown")
+    for action, patterns in (("rename", RENAME), ("reopen", REOPEN)):
+        if found := _first(patterns, text):
+            ref = parse_ref(found["ref"])
+            title = clean_title(found["title"]) if action == "rename" else ""
+            if ref and (title or action != "rename"):
+                return Intent(action, ref=ref, title=title)
+    asks_for_list = bool(LIST_ASK.search(text) and LIST_WHAT.search(text))
+    if LIST_SHORT.fullmatch(text) or (asks_for_list and LIST_ASK.match(text)):
+        return Intent("list", status=list_status(text))
+    for action, patterns in (("complete", COMPLETE), ("delete", DELETE)):
+        if found := _first(patterns, text):
+            ref = parse_ref(found["ref"])
+            if ref:
+                return Intent(action, ref=ref)
+    if asks_for_list:
+        return Intent("list", status=list_status(text))
+    if found := _first(SOFT_ADD, text):
+        return Intent("add", title=clean_title(found["title"]))
+    if THANKS.fullmatch(text):
+        return Intent("thanks")
+    if GREET.fullmatch(text):
+        return Intent("greet")
+    if HELP_ASK.fullmatch(text):
+        return Intent("help")
+    return Intent("unknown")
+
+
+STOP_WORDS = {
+    "the", "a", "an", "my", "to", "of", "for", "and", "on", "in", "at", "with", "task",
+    "item", "todo", "up", "some", "this", "that",
+}  # fmt: skip
+
+
+def stem(word):
+    if word.endswith("ies") and len(word) > 4:
+        return word[:-3] + "y"
+    for suffix in ("ing", "ed", "es", "s"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            word = word[: -len(suffix)]
+            if suffix in ("ing", "ed") and len(word) >= 4 and word[-1] == word[-2]:
+                if word[-1] not in "lsz":
+                    word = word[:-1]
+            return word
+    return word
+
+
+def words(text):
+    return {stem(w) for w in re.findall(r"[a-z0-9]+", text.lower()) if w not in STOP_WORDS}
+
+
+def normalized(text):
+    return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
+
+
+def search_term(text):
+    """One word to narrow `list_tasks` by: the longest word of the reference."""
+    candidates = sorted(words(text), key=len, reverse=True)
+    if not candidates:
+        return ""
+    term = candidates[0]
+    return term[:-1] if len(term) > 4 and term[-1] in "ye" else term
+
+
+def matching_tasks(text, tasks, *, prefer_completed):
+    """The listed tasks `text` names: an exact title, else every title word-match."""
+    exact = [t for t in tasks if normalized(t["title"]) == normalized(text)]
+    wanted = words(text)
+    candidates = exact or [
+        t
+        for t in tasks
+        if wanted
+        and (wanted <= words(t["title"]) or (words(t["title"]) and words(t["title"]) <= wanted))
+    ]
+    if not candidates:
+        candidates = [t for t in tasks if text.lower() in t["title"].lower()]
+    preferred = [t for t in candidates if t["completed"] == prefer_completed]
+    return preferred or candidates
+
+
+def quoted(title):
+    return f"“{title}”"
+
+
+def task_line(task, *, show_state):
+    state = " (done)" if show_state and task["completed"] else ""
+    return f"- #{task['id']} {task['title']}{state}"
+
+
+def reply_list(result):
+    tasks, status = result["tasks"], result.get("status", "all")
+    if not tasks:
+        return {
+            "pending": "Nothing pending: you're all caught up!",
+            "completed": "You haven't completed any tasks yet.",
+        }.get(status, "Your list is empty. Add something with “add buy milk”.")
+    heading = {
+        "pending": "Here are your pending tasks:",
+        "completed": "Here are your completed tasks:",
+    }.get(status, "Here's your list:")
+    lines = [task_line(t, show_state=status == "all") for t in tasks]
+    if result.get("truncated"):
+        lines.append(f"...and more (showing the newest {len(tasks)}).")
+    return "\n".join([heading, *lines])
+
+
+def reply_added(result):
+    task = result["task"]
+    return f"Added {quoted(task['title'])} to your list (task #{task['id']})."
+
+
+def reply_completed(result):
+    task = result["task"]
+    if result.get("already_completed"):
+        return f"{quoted(task['title'])} (#{task['id']}) was already done."
+    return f"Marked {quoted(task['title'])} (#{task['id']}) as done. Nice work!"
+
+
+def reply_reopened(result):
+    task = result["task"]
+    return f"Marked {quoted(task['title'])} (#{task['id']}) as not done."
+
+
+def reply_deleted(result):
+    task = result["deleted"]
+    return f"Deleted {quoted(task['title'])} (#{task['id']}) from your list."
+
+
+def reply_renamed(result):
+    task = result["task"]
+    return f"Renamed task #{task['id']} to {quoted(task['title'])}."
+
+
+# How each action is done by id, answered, and offered when a title is ambiguous.
+ACTIONS = {
+    "complete": ("complete_task", reply_completed, "mark {id} as done", False),
+    "reopen": ("update_task", reply_reopened, "reopen task {id}", True),
+    "delete": ("delete_task", reply_deleted, "delete task {id}", False),
+    "rename": ("update_task", reply_renamed, "rename task {id} to …", False),
+}
+
+
+def reply_failed(result, intent):
+    if not isinstance(result, dict):
+        return "Sorry, something went wrong with that task; please try again."
+    if result.get("error") == "not_found" and intent.ref and intent.ref.task_id:
+        return (
+            f"I couldn't find task #{intent.ref.task_id} in your list. "
+            "Say “show my tasks” to see your tasks and their numbers."
+        )
+    return f"I couldn't do that: {result.get('detail', 'unknown error')}"
+
+
+class Plan:
+    """The next step of one intent, given the turn's tool results so far."""
+
+    def __init__(self, intent, results):
+        self.intent = intent
+        self.results = results
+
+    def call(self, name, arguments):
+        return Step(tool_calls=(ToolCall(f"call_{len(self.results)}", name, arguments),))
+
+    def answer(self, reply):
+        result = self.results[-1][2]
+        if not (isinstance(result, dict) and result.get("ok")):
+            return Step(text=reply_failed(result, self.intent))
+        return Step(text=reply(result))
+
+    def step(self):
+        intent = self.intent
+        if intent.action == "add":
+            if not self.results:
+                return self.call("add_task", {"title": intent.title})
+            return self.answer(reply_added)
+        if intent.action == "list":
+            if not self.results:
+                return self.call("list_tasks", {"status": intent.status})
+            return self.answer(reply_list)
+        if intent.action in ACTIONS:
+            return self.act()
+        return Step(
+            text={
+                "greet": f"Hi! {HELP}",
+                "help": HELP,
+                "thanks": "You're welcome! Anything else for your list?",
+            }.get(intent.action, NOT_UNDERSTOOD)
+        )
+
+    def act(self):
+        intent = self.intent
+        tool, reply, example, prefer_completed = ACTIONS[intent.action]
+        arguments = {
+            "rename": {"title": intent.title},
+            "reopen": {"completed": False},
+        }.get(intent.action, {})
+        ref = intent.ref
+        if ref.task_id is not None:
+            if not self.results:
+                return self.call(tool, {"task_id": ref.task_id, **arguments})
+            return self.answer(reply)
+        if not self.results:
+            term = search_term(ref.text)
+            return self.call("list_tasks", {"status": "all", **({"search": term} if term else {})})
+        if len(self.results) > 1:
+            return self.answer(reply)
+        listing = self.results[0][2]
+        if not (isinstance(listing, dict) and listing.get("ok")):
+            return Step(text=reply_failed(listing, intent))
+        found = matching_tasks(ref.text, listing["tasks"], prefer_completed=prefer_completed)
+        if not found:
+            return Step(
+                text=f"I couldn't find a task matching {quoted(ref.text)}. "
+                "Say “show my tasks” to see your list."
+            )
+        if len(found) > 1:
+            options = ", ".join(f"#{t['id']} {t['title']}" for t in found[:5])
+            return Step(
+                text=f"More than one task matches {quoted(ref.text)}: {options}. "
+                f"Which one? You can say “{example.format(id=found[0]['id'])}”."
+            )
+        return self.call(tool, {"task_id": found[0]["id"], **arguments})
+
+
+class RulesAgent:
+    """Plans tool calls from the user's message with patterns; see the module docstring."""
+
+    def next_step(self, *, history, tools, final, timeout):
+        users = [i for i, m in enumerate(history) if m.role == "user"]
+        if not users:
+            return Step(text=HELP)
+        here = users[-1]
+        results = [
+            entry for m in history[here + 1 :] if m.role == "tool" for entry in tool_results(m)
+        ]
+        step = Plan(parse(history[here].content), results).step()
+        if final and not step.is_reply:
+            return Step(text="Sorry, that needed more steps than I'm allowed; please try again.")
+        return step

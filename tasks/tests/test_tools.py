@@ -1,0 +1,181 @@
+"""The task tools: schemas, results, and that every expected failure is a result."""
+
+import inspect
+import json
+
+import pytest
+
+from tasks import tools
+from tasks.models import Task
+from testing.factories import TaskFactory, UserFactory
+
+
+def call(owner, name, **arguments):
+    return tools.call_tool(owner=owner, name=name, arguments=arguments)
+
+
+def test_registry_has_the_five_tools_with_docstring_descriptions():
+    assert list(tools.TOOLS) == [
+        "add_task",
+        "list_tasks",
+        "complete_task",
+        "delete_task",
+        "update_task",
+    ]
+    for tool in tools.TOOLS.values():
+        assert tool.description == inspect.cleandoc(tool.function.__doc__)
+        assert tool.parameters["type"] == "object"
+        assert tool.parameters["additionalProperties"] is False
+        assert not {"owner", "user", "user_id"} & set(tool.parameters["properties"])
+    assert tools.TOOLS["add_task"].parameters["required"] == ["title"]
+    assert tools.TOOLS["update_task"].parameters["required"] == ["task_id"]
+
+
+@pytest.mark.django_db
+def test_add_task_creates_for_the_given_owner_only(user, other_user):
+    result = call(user, "add_task", title="  Buy milk ", description="2 litres")
+
+    task = Task.objects.get()
+    assert task.owner == user
+    assert result == {
+        "ok": True,
+        "task": {"id": task.id, "title": "Buy milk", "description": "2 litres", "completed": False},
+    }
+    assert not Task.objects.filter(owner=other_user).exists()
+
+
+@pytest.mark.django_db
+def test_owner_as_an_argument_is_refused(user, other_user):
+    result = tools.call_tool(
+        owner=user, name="add_task", arguments={"title": "x", "owner": other_user.pk}
+    )
+
+    assert result["ok"] is False
+    assert result["error"] == "invalid_arguments"
+    assert "owner" in result["detail"]
+    assert not Task.objects.exists()
+
+
+@pytest.mark.django_db
+def test_list_tasks_filters_by_status_and_search(user, other_user):
+    milk = TaskFactory(owner=user, title="Buy milk")
+    done = TaskFactory(owner=user, title="Call mom", completed=True)
+    TaskFactory(owner=other_user, title="Buy milk too")
+
+    assert [t["id"] for t in call(user, "list_tasks")["tasks"]] == [done.id, milk.id]
+    assert [t["id"] for t in call(user, "list_tasks", status="pending")["tasks"]] == [milk.id]
+    assert [t["id"] for t in call(user, "list_tasks", status="completed")["tasks"]] == [done.id]
+    assert [t["id"] for t in call(user, "list_tasks", search="MILK")["tasks"]] == [milk.id]
+    assert call(user, "list_tasks", status="later")["error"] == "invalid_arguments"
+
+
+@pytest.mark.django_db
+def test_list_tasks_is_bounded_and_says_so(user):
+    TaskFactory.create_batch(tools.MAX_LISTED + 1, owner=user, title="t" * 200)
+
+    result = call(user, "list_tasks")
+
+    assert result["truncated"] is True
+    assert 0 < len(result["tasks"]) <= tools.MAX_LISTED
+    assert len(tools.encode(result)) <= tools.MAX_RESULT_CHARS
+
+
+@pytest.mark.django_db
+def test_complete_task_marks_done_and_reports_already_done(user):
+    task = TaskFactory(owner=user, title="Buy milk")
+
+    first = call(user, "complete_task", task_id=task.id)
+    again = call(user, "complete_task", task_id=str(task.id))
+
+    assert first["task"]["completed"] is True and first["already_completed"] is False
+    assert again["already_completed"] is True
+    task.refresh_from_db()
+    assert task.completed
+
+
+@pytest.mark.django_db
+def test_another_users_task_is_not_found_and_untouched(user, other_user):
+    theirs = TaskFactory(owner=other_user, title="Theirs")
+
+    for name in ("complete_task", "delete_task"):
+        result = call(user, name, task_id=theirs.id)
+        assert result["ok"] is False and result["error"] == "not_found"
+        assert str(theirs.id) in result["detail"]
+    result = call(user, "update_task", task_id=theirs.id, title="Mine now")
+    assert result["error"] == "not_found"
+    theirs.refresh_from_db()
+    assert (theirs.title, theirs.completed) == ("Theirs", False)
+
+
+@pytest.mark.django_db
+def test_delete_task_returns_what_was_deleted(user):
+    task = TaskFactory(owner=user, title="Buy milk")
+
+    assert call(user, "delete_task", task_id=task.id) == {
+        "ok": True,
+        "deleted": {"id": task.id, "title": "Buy milk"},
+    }
+    assert not Task.objects.exists()
+    assert call(user, "delete_task", task_id=task.id)["error"] == "not_found"
+
+
+@pytest.mark.django_db
+def test_update_task_changes_only_given_fields(user):
+    task = TaskFactory(owner=user, title="Buy milk", description="2 litres")
+
+    result = call(user, "update_task", task_id=task.id, title="Buy oat milk")
+
+    assert result["task"] == {
+        "id": task.id,
+        "title": "Buy oat milk",
+        "description": "2 litres",
+        "completed": False,
+    }
+    assert call(user, "update_task", task_id=task.id, completed=False)["ok"] is True
+    assert call(user, "update_task", task_id=task.id)["error"] == "invalid_arguments"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "name, arguments, fragment",
+    [
+        ("add_task", {}, "title is required"),
+        ("add_task", {"title": "   "}, "blank"),
+        ("add_task", {"title": "x" * 201}, "at most 200"),
+        ("add_task", {"title": 5}, "must be a string"),
+        ("add_task", {"title": "a\x00b"}, "NUL"),
+        ("complete_task", {"task_id": "three"}, "whole number"),
+        ("complete_task", {"task_id": True}, "whole number"),
+        ("complete_task", {"task_id": 0}, "from 1"),
+        ("complete_task", {"task_id": 2**64}, "from 1"),
+        ("update_task", {"task_id": 1, "completed": "yes"}, "true or false"),
+        ("add_task", "not json", "not valid JSON"),
+        ("add_task", "[1, 2]", "JSON object"),
+    ],
+)
+def test_bad_arguments_are_results_not_exceptions(user, name, arguments, fragment):
+    result = tools.call_tool(owner=user, name=name, arguments=arguments)
+
+    assert result["ok"] is False
+    assert result["error"] == "invalid_arguments"
+    assert fragment in result["detail"]
+    assert not Task.objects.exists()
+
+
+def test_unknown_tool_is_a_result():
+    result = tools.call_tool(owner=None, name="drop_database", arguments={})
+
+    assert result["error"] == "unknown_tool"
+    assert "add_task" in result["detail"]
+
+
+@pytest.mark.django_db
+def test_arguments_may_be_json_text():
+    owner = UserFactory()
+
+    result = tools.call_tool(
+        owner=owner, name="add_task", arguments=json.dumps({"title": "Buy milk"})
+    )
+
+    assert result["ok"] is True
+    assert Task.objects.get().title == "Buy milk"

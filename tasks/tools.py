@@ -1,0 +1,292 @@
+"""The task tools: one registry, shared by the chat agents and the MCP server.
+
+A tool is a small function `fn(*, owner, **arguments) -> dict`. Its docstring is
+the description the model sees and its `parameters` are a JSON schema of the
+arguments. `owner` always comes from the server (the API caller, the MCP token's
+user), never from the model: no schema has an owner or user argument, and an
+argument the schema does not name is refused.
+
+`call_tool` is the one way to run a tool. It validates the arguments and turns
+every failure a caller could cause (an unknown tool, bad arguments, a task that
+does not exist or is another user's) into a result
+`{"ok": False, "error": <code>, "detail": <what to do>}`; it raises only for what
+no argument can fix, such as an unreachable database. Results are small JSON
+objects: a listed task has no description, and a list holds at most
+`MAX_LISTED` tasks.
+"""
+
+import inspect
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from django.contrib.auth.base_user import AbstractBaseUser
+
+from chatproject.errors import DomainError
+
+from . import services
+from .models import DESCRIPTION_MAX_LENGTH, TITLE_MAX_LENGTH
+
+MAX_LISTED = 30
+# The largest result, JSON-encoded; a list is cut to fit (and says so).
+MAX_RESULT_CHARS = 8000
+MAX_ID = 2**63 - 1
+MAX_DETAIL_CHARS = 300
+
+STATUSES = {"all": None, "pending": False, "completed": True}
+
+
+@dataclass(frozen=True)
+class Tool:
+    name: str
+    description: str
+    parameters: dict
+    function: Callable[..., dict]
+
+
+TOOLS: dict[str, Tool] = {}
+
+
+def tool(**properties):
+    """Register the decorated function as a tool with these JSON-schema properties.
+
+    A property is required unless its schema has a "default" or "optional": True.
+    """
+
+    def register(function):
+        required = [
+            name
+            for name, schema in properties.items()
+            if "default" not in schema and not schema.get("optional")
+        ]
+        schema = {
+            "type": "object",
+            "properties": {
+                name: {k: v for k, v in prop.items() if k != "optional"}
+                for name, prop in properties.items()
+            },
+            "required": required,
+            "additionalProperties": False,
+        }
+        TOOLS[function.__name__] = Tool(
+            name=function.__name__,
+            description=inspect.cleandoc(function.__doc__),
+            parameters=schema,
+            function=function,
+        )
+        return function
+
+    return register
+
+
+TASK_ID = {"type": "integer", "minimum": 1, "maximum": MAX_ID, "description": "The task's id."}
+TITLE = {"type": "string", "minLength": 1, "maxLength": TITLE_MAX_LENGTH}
+DESCRIPTION = {"type": "string", "maxLength": DESCRIPTION_MAX_LENGTH}
+
+
+def task_result(task):
+    return {
+        "id": task.id,
+        "title": task.title,
+        "description": task.description,
+        "completed": task.completed,
+    }
+
+
+def error_result(code, detail):
+    return {"ok": False, "error": code, "detail": detail[:MAX_DETAIL_CHARS]}
+
+
+def not_found(task_id):
+    return error_result(
+        "not_found",
+        f"There is no task {task_id} in the user's list; call list_tasks to see their ids.",
+    )
+
+
+@tool(
+    title={**TITLE, "description": 'What to do, e.g. "Buy milk".'},
+    description={**DESCRIPTION, "default": "", "description": "Optional details."},
+)
+def add_task(*, owner, title, description=""):
+    """Add a task to the user's todo list. Returns the new task with its id."""
+    task = services.task_create(owner=owner, title=title, description=description)
+    return {"ok": True, "task": task_result(task)}
+
+
+@tool(
+    status={
+        "type": "string",
+        "enum": list(STATUSES),
+        "default": "all",
+        "description": "Which tasks: all of them, pending (not done) or completed.",
+    },
+    search={
+        "type": "string",
+        "maxLength": TITLE_MAX_LENGTH,
+        "optional": True,
+        "description": "Only tasks whose title or description contains this text.",
+    },
+)
+def list_tasks(*, owner, status="all", search=None):
+    """List the user's tasks, newest first (at most 30): all, pending or completed ones,
+    optionally only those whose title or description contains some text."""
+    tasks = services.task_list(owner=owner, completed=STATUSES[status], search=search or None)
+    rows = list(tasks.only("id", "title", "completed")[: MAX_LISTED + 1])
+    listed = [{"id": t.id, "title": t.title, "completed": t.completed} for t in rows]
+    result = {
+        "ok": True,
+        "status": status,
+        "tasks": listed[:MAX_LISTED],
+        "truncated": len(listed) > MAX_LISTED,
+    }
+    while len(encode(result)) > MAX_RESULT_CHARS and result["tasks"]:
+        result["tasks"] = result["tasks"][:-1]
+        result["truncated"] = True
+    return result
+
+
+@tool(task_id=TASK_ID)
+def complete_task(*, owner, task_id):
+    """Mark one of the user's tasks as done."""
+    task = services.task_get(owner=owner, task_id=task_id)
+    already = task.completed
+    if not already:
+        task = services.task_update(task=task, completed=True)
+    return {"ok": True, "task": task_result(task), "already_completed": already}
+
+
+@tool(task_id=TASK_ID)
+def delete_task(*, owner, task_id):
+    """Delete one of the user's tasks for good."""
+    task = services.task_delete(owner=owner, task_id=task_id)
+    return {"ok": True, "deleted": {"id": task.id, "title": task.title}}
+
+
+@tool(
+    task_id=TASK_ID,
+    title={**TITLE, "optional": True, "description": "The new title."},
+    description={**DESCRIPTION, "optional": True, "description": "The new details."},
+    completed={
+        "type": "boolean",
+        "optional": True,
+        "description": "true marks the task done, false marks it not done.",
+    },
+)
+def update_task(*, owner, task_id, title=None, description=None, completed=None):
+    """Change the title, description or done state of one of the user's tasks."""
+    if title is None and description is None and completed is None:
+        return error_result(
+            "invalid_arguments", "Give at least one of title, description or completed."
+        )
+    task = services.task_get(owner=owner, task_id=task_id)
+    task = services.task_update(
+        task=task, title=title, description=description, completed=completed
+    )
+    return {"ok": True, "task": task_result(task)}
+
+
+def encode(result: dict) -> str:
+    """The compact JSON text of a result (what a model and a transcript see)."""
+    return json.dumps(result, ensure_ascii=False, separators=(",", ":"))
+
+
+def call_tool(*, owner: AbstractBaseUser, name: str, arguments: dict | str | None) -> dict:
+    """Run the tool `name` as `owner` with `arguments` (a dict, or its JSON text).
+
+    Never raises for anything the arguments or the data can cause; see the module
+    docstring. Call inside a transaction to make the tool's writes part of it.
+    """
+    found = TOOLS.get(name)
+    if found is None:
+        return error_result(
+            "unknown_tool",
+            f"There is no tool {str(name)[:64]!r}; the tools are {', '.join(TOOLS)}.",
+        )
+    try:
+        arguments = validate_arguments(found.parameters, arguments)
+    except InvalidArguments as exc:
+        return error_result("invalid_arguments", str(exc))
+    try:
+        return found.function(owner=owner, **arguments)
+    except services.TaskNotFound:
+        return not_found(arguments.get("task_id"))
+    except DomainError as exc:
+        return error_result("invalid_arguments", exc.detail)
+
+
+class InvalidArguments(Exception):
+    pass
+
+
+def validate_arguments(schema, arguments) -> dict:
+    """`arguments` checked against a tool's schema, with defaults filled in.
+
+    Understands the subset of JSON schema the tools use. Integers may also come as
+    digit strings or integral floats, as models often send them.
+    """
+    if isinstance(arguments, str):
+        try:
+            arguments = json.loads(arguments) if arguments.strip() else {}
+        except ValueError:
+            raise InvalidArguments("The arguments are not valid JSON.") from None
+    if arguments is None:
+        arguments = {}
+    if not isinstance(arguments, dict):
+        raise InvalidArguments("The arguments must be a JSON object.")
+    properties = schema["properties"]
+    unexpected = sorted(set(arguments) - set(properties))
+    if unexpected:
+        raise InvalidArguments(
+            f"Unexpected argument(s): {', '.join(unexpected)}. "
+            f"Allowed: {', '.join(properties) or 'none'}."
+        )
+    cleaned = {}
+    for name, prop in properties.items():
+        value = arguments.get(name)
+        if value is None:
+            if name in schema["required"]:
+                raise InvalidArguments(f"{name} is required.")
+            if "default" in prop:
+                cleaned[name] = prop["default"]
+            continue
+        cleaned[name] = check_value(name, prop, value)
+    return cleaned
+
+
+def check_value(name, prop, value) -> Any:
+    kind = prop["type"]
+    if kind == "integer":
+        value = as_integer(value)
+        if value is None:
+            raise InvalidArguments(f"{name} must be a whole number.")
+        if value < prop.get("minimum", -MAX_ID) or value > prop.get("maximum", MAX_ID):
+            raise InvalidArguments(f"{name} must be from {prop.get('minimum')} to {MAX_ID}.")
+    elif kind == "string":
+        if not isinstance(value, str):
+            raise InvalidArguments(f"{name} must be a string.")
+        if "\x00" in value:
+            raise InvalidArguments(f"{name} must not contain NUL characters.")
+        if len(value) < prop.get("minLength", 0):
+            raise InvalidArguments(f"{name} must not be empty.")
+        if len(value) > prop.get("maxLength", len(value)):
+            raise InvalidArguments(f"{name} must be at most {prop['maxLength']} characters.")
+    elif kind == "boolean" and not isinstance(value, bool):
+        raise InvalidArguments(f"{name} must be true or false.")
+    if "enum" in prop and value not in prop["enum"]:
+        raise InvalidArguments(f"{name} must be one of {', '.join(prop['enum'])}.")
+    return value
+
+
+def as_integer(value):
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    digits = value.strip().lstrip("#") if isinstance(value, str) else ""
+    if digits.isascii() and digits.isdigit():
+        return int(digits)
+    return None

@@ -13,6 +13,19 @@ def _fast_password_hasher(settings):
 
 
 @pytest.fixture(autouse=True)
+def _static_files_without_manifest(settings):
+    """In-process tests render admin pages without a collectstatic run first.
+
+    Production's manifest storage needs `collectstatic`; the end-to-end tests run
+    that against the real gunicorn.
+    """
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+
+
+@pytest.fixture(autouse=True)
 def _clear_throttle_caches():
     from django.core.cache import caches
 

@@ -77,10 +77,13 @@ def conversation_update(*, conversation, title):
 def conversation_delete(*, conversation):
     """Delete the conversation with all of its messages and turns.
 
-    Three DELETE statements on indexed columns, however long the conversation:
+    Takes the conversation's row lock first, as `message_append` does, so an append
+    either commits before the delete starts or finds the conversation gone. Then
+    three DELETE statements on indexed columns, however long the conversation:
     Django's own cascade would first load every message id (turns point at
     messages), a query per thousand messages.
     """
+    list(Conversation.objects.select_for_update().filter(pk=conversation.pk).values_list("pk"))
     _delete_rows(ChatTurn.objects.filter(conversation_id=conversation.pk))
     _delete_rows(Message.objects.filter(conversation_id=conversation.pk))
     _delete_rows(Conversation.objects.filter(pk=conversation.pk))
@@ -88,7 +91,11 @@ def conversation_delete(*, conversation):
 
 @transaction.atomic
 def chat_delete_all(*, owner):
-    """Delete every conversation, message and turn of `owner` (account deletion)."""
+    """Delete every conversation, message and turn of `owner` (account deletion).
+
+    Locks the owner's conversations first, for the reason `conversation_delete` does.
+    """
+    list(Conversation.objects.select_for_update().filter(owner=owner).values_list("pk"))
     _delete_rows(ChatTurn.objects.filter(owner=owner))
     _delete_rows(Message.objects.filter(owner=owner))
     _delete_rows(Conversation.objects.filter(owner=owner))

@@ -33,10 +33,22 @@ User = get_user_model()
 
 
 class UserSerializer(serializers.ModelSerializer):
+    # A CharField, not the model's EmailField: the address is optional, and the
+    # schema's `format: email` would make the "" of an account without one invalid.
+    email = serializers.CharField(read_only=True)
+
     class Meta:
         model = User
         fields = ["id", "username", "email", "date_joined"]
         read_only_fields = fields
+
+
+class AccountSerializer(serializers.Serializer):
+    """The answer of register: the new account (email may be "")."""
+
+    id = serializers.IntegerField(read_only=True)
+    username = serializers.CharField(read_only=True)
+    email = serializers.CharField(read_only=True)
 
 
 class RegisterSerializer(serializers.ModelSerializer):
@@ -169,7 +181,7 @@ class RegisterView(PublicAuthView):
 
     throttle_classes = [AuthRateThrottle]
 
-    @extend_schema(request=RegisterSerializer, responses={201: RegisterSerializer})
+    @extend_schema(request=RegisterSerializer, responses={201: AccountSerializer})
     def post(self, request):
         serializer = RegisterSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)

@@ -65,6 +65,10 @@ def api_exception_handler(exc, context):
             {"detail": "Internal server error."},
             status=status.HTTP_500_INTERNAL_SERVER_ERROR,
         )
+    if isinstance(response.data, list):
+        # A ValidationError raised with a list (DRF's SearchFilter does, for a NUL in
+        # ?search=) would otherwise be a bare JSON array, not an error object.
+        response.data = {"detail": " ".join(str(message) for message in response.data)}
     if response.status_code == status.HTTP_401_UNAUTHORIZED and isinstance(response.data, dict):
         response.data.setdefault("code", _code_of(exc))
         response.data.pop("messages", None)

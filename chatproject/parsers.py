@@ -3,8 +3,11 @@
 orjson rejects what the database cannot store or Python cannot handle safely:
 NaN and Infinity, unpaired surrogates, and nesting deeper than 1024 levels (the
 stock parser lets `RecursionError` through). NUL characters are rejected here too,
-anywhere in the body: PostgreSQL stores no NUL in text or jsonb. The body is read
-with a size bound, because DRF reads the stream itself and so bypasses Django's
+anywhere in the body: PostgreSQL stores no NUL in text or jsonb. So is nesting
+deeper than MAX_DEPTH levels: a stored `tool_calls` value is rendered inside a
+response (orjson writes at most 254 levels), so a deeper one, once stored, would
+make every later read of its conversation a 500. The body is read with a size
+bound, because DRF reads the stream itself and so bypasses Django's
 DATA_UPLOAD_MAX_MEMORY_SIZE check.
 """
 
@@ -15,20 +18,28 @@ from rest_framework.parsers import BaseParser
 
 from .exceptions import RequestTooLarge
 
+# Request bodies nest a few levels (tool_calls: a list of calls with arguments);
+# 64 leaves room for any real one and for the levels a response wraps around it.
+MAX_DEPTH = 64
 
-def _contains_nul(data):
-    stack = [data]
+
+def _problem_in(data):
+    """Why `data` cannot be accepted (a NUL, nested too deep), or None."""
+    stack = [(data, 1)]
     while stack:
-        item = stack.pop()
+        item, depth = stack.pop()
         if isinstance(item, str):
             if "\x00" in item:
-                return True
-        elif isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return False
+                return "JSON strings must not contain NUL characters (\\u0000)."
+        elif isinstance(item, (dict, list)):
+            if depth > MAX_DEPTH:
+                return f"JSON must not be nested more than {MAX_DEPTH} levels deep."
+            if isinstance(item, dict):
+                stack.extend((key, depth) for key in item)
+                stack.extend((value, depth + 1) for value in item.values())
+            else:
+                stack.extend((value, depth + 1) for value in item)
+    return None
 
 
 class StrictJSONParser(BaseParser):
@@ -43,6 +54,7 @@ class StrictJSONParser(BaseParser):
             data = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
             raise ParseError(f"JSON parse error: {exc}") from None
-        if _contains_nul(data):
-            raise ParseError("JSON strings must not contain NUL characters (\\u0000).")
+        problem = _problem_in(data)
+        if problem:
+            raise ParseError(problem)
         return data

@@ -165,6 +165,10 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 
+# Static files (the admin's, the API docs') are served by whitenoise from STATIC_ROOT,
+# which `python manage.py collectstatic --noinput` fills at build time
+# (docs/deploy.md). With DEBUG off, files get content-hashed names, gzip copies and
+# far-future cache headers; a page naming a file that was not collected is an error.
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STORAGES = {
@@ -251,7 +255,9 @@ CHAT_AGENT_TIMEOUT = float(os.environ.get("CHAT_AGENT_TIMEOUT", "30"))
 CHAT_MAX_TOOL_ROUNDS = env_int("CHAT_MAX_TOOL_ROUNDS", 5)
 
 # Production hardening, on whenever DEBUG is off. Behind a proxy (Heroku, Render,
-# Fly) TLS ends at the proxy, which says so in X-Forwarded-Proto.
+# Fly) TLS ends at the proxy, which says so in X-Forwarded-Proto. With these,
+# `manage.py check --deploy` reports nothing and no check is silenced
+# (chatproject/tests/test_deploy_check.py).
 if not DEBUG:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
@@ -264,11 +270,20 @@ if not DEBUG:
     SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
     SECURE_CONTENT_TYPE_NOSNIFF = True
 
+# Logs: one line per request on stdout (chatproject.middleware); errors, with their
+# tracebacks, on stderr. Every line carries the request id it was written under.
+# Nothing logs headers, bodies or query strings, so tokens and passwords never appear.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {
+        "request_id": {"()": "chatproject.middleware.RequestIdFilter"},
+    },
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "error": {
+            "format": "%(asctime)s %(levelname)s %(name)s %(message)s request_id=%(request_id)s"
+        },
     },
     "handlers": {
         "stdout": {
@@ -279,13 +294,14 @@ LOGGING = {
         "stderr": {
             "class": "logging.StreamHandler",
             "stream": "ext://sys.stderr",
-            "formatter": "plain",
+            "formatter": "error",
+            "filters": ["request_id"],
         },
     },
     "loggers": {
         "chatproject.requests": {"handlers": ["stdout"], "level": "INFO", "propagate": False},
         "django.request": {"handlers": ["stderr"], "level": "ERROR", "propagate": False},
-        "chatproject.errors": {"handlers": ["stderr"], "level": "ERROR", "propagate": False},
+        "chatproject.errors": {"handlers": ["stderr"], "level": "WARNING", "propagate": False},
     },
     "root": {"handlers": ["stderr"], "level": os.environ.get("LOG_LEVEL", "WARNING")},
 }

@@ -5,13 +5,18 @@ directory on a free loopback port, runs CMD with DATABASE_URL pointing at it (an
 PGBOUNCER_DATABASE_URL at a transaction-mode PgBouncer, when pgbouncer is
 installed), then stops everything and removes the directory. Tests that need to
 stop and start the server (outage tests) rebuild a `TempPostgres` from the
-environment with `TempPostgres.from_env()`.
+environment with `TempPostgres.from_env()`, or start one of their own with
+`TempPostgres.temporary()`, so the suite's server is never stopped under other tests.
+`scratch_database(url)` gives a test a database of its own on a running server
+(an end-to-end test whose gunicorn cannot share pytest-django's test database).
 
 As root, the server runs as the `postgres` user (PostgreSQL refuses to run as root).
 A server that cannot start is an error, never a skip.
 """
 
+import contextlib
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -19,6 +24,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 PG_BIN = Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))
 PGBOUNCER = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
@@ -31,6 +37,48 @@ def free_port():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def is_postgres_url(url):
+    return (url or "").split("://", 1)[0] in {"postgres", "postgresql", "pgsql"}
+
+
+def database_url(url, name):
+    """`url` with its database name replaced by `name`."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/" + name))
+
+
+def create_database(url, name):
+    """CREATE DATABASE `name` on the server that `url` points at."""
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return database_url(url, name)
+
+
+def drop_database(url, name):
+    """DROP DATABASE `name`, ending any session still connected to it."""
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+
+
+@contextlib.contextmanager
+def scratch_database(url, prefix="e2e"):
+    """A new, empty database on the server of `url`, dropped afterwards; yields its URL."""
+    name = f"{prefix}_{secrets.token_hex(4)}"
+    new_url = create_database(url, name)
+    try:
+        yield new_url
+    finally:
+        drop_database(url, name)
 
 
 def _as_postgres(cmd):
@@ -73,6 +121,25 @@ class TempPostgres:
             env["PGBOUNCER_DATABASE_URL"] = self.bouncer_url
         return env
 
+    @classmethod
+    @contextlib.contextmanager
+    def temporary(cls, bouncer=False):
+        """A fresh server of its own (initdb, start, create the database), removed after."""
+        root = tempfile.mkdtemp(prefix="chatbackend-pg-")
+        os.chmod(root, 0o755)
+        server = cls(root, free_port())
+        try:
+            server.init()
+            server.start()
+            server.create_database()
+            if bouncer and not server.start_bouncer():
+                raise RuntimeError(f"no pgbouncer at {PGBOUNCER}; run bin/setup-system")
+            yield server
+        finally:
+            server.stop_bouncer()
+            server.stop("immediate")
+            shutil.rmtree(root, ignore_errors=True)
+
     def init(self):
         if os.geteuid() == 0:
             shutil.chown(self.root, "postgres", "postgres")
@@ -96,6 +163,7 @@ class TempPostgres:
                     "UTF8",
                     "--locale",
                     "C.UTF-8",
+                    "--no-sync",  # a throwaway cluster: nothing to make durable
                 ]
             ),
             check=True,
@@ -129,14 +197,28 @@ class TempPostgres:
         )
 
     def stop(self, mode="fast"):
+        """Stop the server (`fast`, `immediate` or `smart`); True when it is down."""
         subprocess.run(
             _as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop"]),
             check=False,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
+        return not self.is_running()
 
-    def create_database(self):
+    def is_running(self):
+        status = subprocess.run(
+            _as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(self.data), "status"]),
+            check=False,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        return status.returncode == 0
+
+    def url_for(self, name):
+        return database_url(self.url, name)
+
+    def create_database(self, name=DB_NAME):
         env = {**os.environ, "PGPASSWORD": DB_PASSWORD}
         subprocess.run(
             [
@@ -147,11 +229,12 @@ class TempPostgres:
                 str(self.port),
                 "-U",
                 DB_USER,
-                DB_NAME,
+                name,
             ],
             check=True,
             env=env,
         )
+        return self.url_for(name)
 
     def start_bouncer(self):
         """A PgBouncer in transaction mode, as Neon's pooled endpoint is."""
@@ -187,6 +270,11 @@ class TempPostgres:
             except OSError:
                 time.sleep(0.1)
         raise RuntimeError("pgbouncer did not start; see " + str(self.root / "pgbouncer.log"))
+
+    def bouncer_log(self):
+        """PgBouncer's log: one "login attempt: db=NAME" line per client connection."""
+        path = self.root / "pgbouncer.log"
+        return path.read_text(errors="replace") if path.exists() else ""
 
     def stop_bouncer(self):
         pidfile = self.root / "pgbouncer.pid"

@@ -156,7 +156,7 @@ def test_append_racing_a_delete_is_not_found_not_integrity_error(require_postgre
 
     def act(index):
         if index == 0:
-            Conversation.objects.filter(pk=conversation.pk).delete()
+            services.conversation_delete(conversation=conversation)
             return "deleted"
         try:
             services.message_append(

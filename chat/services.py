@@ -11,6 +11,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from chatproject.errors import DomainError, NotFound, Unprocessable
+from chatproject.text import text_problem
 
 from .models import (
     CONTENT_MAX_LENGTH,
@@ -37,23 +38,18 @@ class ClientIdReused(Unprocessable):
 
 
 def clean_conversation_title(title):
-    if not isinstance(title, str):
-        raise InvalidMessage("title must be a string.")
-    if len(title) > CONVERSATION_TITLE_MAX_LENGTH:
-        raise InvalidMessage(f"title must be at most {CONVERSATION_TITLE_MAX_LENGTH} characters.")
-    if "\x00" in title:
-        raise InvalidMessage("title must not contain NUL characters.")
-    return title
+    return _checked(title, name="title", max_length=CONVERSATION_TITLE_MAX_LENGTH)
 
 
 def clean_content(content):
-    if not isinstance(content, str) or not content:
-        raise InvalidMessage("content must be a non-empty string.")
-    if len(content) > CONTENT_MAX_LENGTH:
-        raise InvalidMessage(f"content must be at most {CONTENT_MAX_LENGTH} characters.")
-    if "\x00" in content:
-        raise InvalidMessage("content must not contain NUL characters.")
-    return content
+    return _checked(content, name="content", max_length=CONTENT_MAX_LENGTH, min_length=1)
+
+
+def _checked(value, **rules):
+    problem = text_problem(value, **rules)
+    if problem:
+        raise InvalidMessage(problem)
+    return value
 
 
 def conversation_get(*, owner, conversation_id):

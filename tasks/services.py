@@ -8,6 +8,7 @@ as a task that does not exist, so callers cannot learn what others have.
 from django.db import transaction
 
 from chatproject.errors import DomainError, NotFound
+from chatproject.text import text_problem
 
 from .models import DESCRIPTION_MAX_LENGTH, TITLE_MAX_LENGTH, Task
 
@@ -22,26 +23,19 @@ class InvalidTask(DomainError):
 
 def clean_title(title):
     """The stored form of a title: stripped, 1..200 characters."""
-    if not isinstance(title, str):
-        raise InvalidTask("title must be a string.")
-    title = title.strip()
-    if not title:
-        raise InvalidTask("title must not be blank.")
-    if len(title) > TITLE_MAX_LENGTH:
-        raise InvalidTask(f"title must be at most {TITLE_MAX_LENGTH} characters.")
-    if "\x00" in title:
-        raise InvalidTask("title must not contain NUL characters.")
-    return title
+    title = title.strip() if isinstance(title, str) else title
+    return _checked(title, name="title", max_length=TITLE_MAX_LENGTH, min_length=1)
 
 
 def clean_description(description):
-    if not isinstance(description, str):
-        raise InvalidTask("description must be a string.")
-    if len(description) > DESCRIPTION_MAX_LENGTH:
-        raise InvalidTask(f"description must be at most {DESCRIPTION_MAX_LENGTH} characters.")
-    if "\x00" in description:
-        raise InvalidTask("description must not contain NUL characters.")
-    return description
+    return _checked(description, name="description", max_length=DESCRIPTION_MAX_LENGTH)
+
+
+def _checked(value, **rules):
+    problem = text_problem(value, **rules)
+    if problem:
+        raise InvalidTask(problem)
+    return value
 
 
 def task_list(*, owner, completed=None, search=None):

@@ -8,7 +8,10 @@ WEB_CONCURRENCY x GUNICORN_THREADS of them; keep that under the database's limit
 The Procfile gives the bind address ($PORT).
 """
 
+import json
 import os
+
+from gunicorn import util
 
 
 def _env_int(name, default):
@@ -51,3 +54,31 @@ loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
 # X-Forwarded-* headers are trusted only from these addresses: the platform's
 # router. "*" is right when only the router can reach the dyno (Heroku, Render).
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+# A client that stops sending its body would hold a thread forever: reads of the
+# body time out after this many seconds, and the request is answered 400. (Slow
+# *headers* are read before any hook runs: put a buffering proxy in front.)
+BODY_TIMEOUT = _env_int("GUNICORN_BODY_TIMEOUT", 10)
+
+
+def pre_request(worker, req):
+    sock = getattr(getattr(req, "unreader", None), "sock", None)
+    if sock is not None:
+        sock.settimeout(BODY_TIMEOUT)
+
+
+def _write_json_error(sock, status_int, reason, mesg):
+    """gunicorn's own error answers (bad request line, headers too large) in JSON.
+
+    API.md: no response under /api/ is ever HTML; gunicorn answers these before the
+    app sees the request, so its HTML page is replaced here.
+    """
+    body = json.dumps({"detail": f"{reason}. {mesg}".strip(". ") + "."}).encode()
+    head = (
+        f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode("latin-1")
+    util.write_nonblock(sock, head + body)
+
+
+util.write_error = _write_json_error

@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from chatproject.fields import StrictCharField
+from chatproject.fields import JSONArrayField, StrictCharField
 
 from .models import CONTENT_MAX_LENGTH, CONVERSATION_TITLE_MAX_LENGTH, Conversation, Message
 
@@ -33,7 +33,7 @@ class MessageSerializer(serializers.ModelSerializer):
 
     role = serializers.ChoiceField(choices=Message.Role.choices)
     content = StrictCharField(max_length=CONTENT_MAX_LENGTH, trim_whitespace=False)
-    tool_calls = serializers.JSONField(
+    tool_calls = JSONArrayField(
         required=False,
         allow_null=True,
         help_text="A JSON array: an assistant's tool calls, or a tool's result.",
@@ -57,11 +57,6 @@ class MessageSerializer(serializers.ModelSerializer):
             "created_at",
         ]
         read_only_fields = ["id", "conversation", "seq", "created_at"]
-
-    def validate_tool_calls(self, value):
-        if value is not None and not isinstance(value, list):
-            raise serializers.ValidationError("Must be a JSON array or null.")
-        return value
 
     def to_representation(self, message):
         return message_data(message)

@@ -56,7 +56,7 @@ class ConversationViewSet(viewsets.ModelViewSet):
         parameters=[
             OpenApiParameter(
                 "after_seq",
-                OpenApiTypes.INT,
+                {"type": "integer", "minimum": 0, "maximum": 2**31 - 1},
                 description="Only messages appended after the one numbered N.",
             ),
             OpenApiParameter("conversation_pk", OpenApiTypes.INT, OpenApiParameter.PATH),

@@ -27,6 +27,7 @@ from rest_framework_simplejwt.views import TokenObtainPairView
 from chat import services as chat_services
 from tasks import services as task_services
 
+from .authentication import claimed_user_id
 from .throttling import AuthRateThrottle
 
 User = get_user_model()
@@ -92,23 +93,6 @@ def _load_refresh_token(raw):
         return RefreshToken(raw)
     except TokenError as exc:
         raise InvalidToken({"detail": str(exc), "code": "token_not_valid"}) from None
-
-
-_MAX_USER_ID = 2**63 - 1
-
-
-def claimed_user_id(payload):
-    """The token's user id claim as a positive integer, or None.
-
-    Only an integer or a string of ASCII digits is an id: `True`, `1.5`, `"1 OR 1=1"`,
-    a list or a NUL would otherwise reach the ORM (a 500) or be coerced to user 1.
-    """
-    value = payload.get(jwt_settings.USER_ID_CLAIM)
-    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) < 20:
-        value = int(value)
-    if type(value) is not int or not 0 < value <= _MAX_USER_ID:
-        return None
-    return value
 
 
 def _active_user_of(token):

@@ -9,6 +9,7 @@ import logging
 
 from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError, DataError, InterfaceError, OperationalError
+from django.http import UnreadablePostError
 from rest_framework import status
 from rest_framework.exceptions import APIException
 from rest_framework.response import Response
@@ -43,6 +44,12 @@ def api_exception_handler(exc, context):
         return Response({"detail": exc.detail}, status=exc.status_code)
     if isinstance(exc, RequestDataTooBig):
         exc = RequestTooLarge()
+    elif isinstance(exc, UnreadablePostError):
+        # The client stopped sending its body (gone, or slower than the server waits).
+        return Response(
+            {"detail": "The request body could not be read: it stopped arriving."},
+            status=status.HTTP_400_BAD_REQUEST,
+        )
     elif isinstance(exc, DataError):
         return Response(
             {"detail": "A value in the request cannot be stored (out of range or invalid)."},

@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from chatproject.fields import StrictCharField
+from chatproject.fields import StrictBooleanField, StrictCharField
 
 from .models import DESCRIPTION_MAX_LENGTH, TITLE_MAX_LENGTH, Task
 
@@ -14,7 +14,7 @@ class TaskSerializer(serializers.ModelSerializer):
     description = StrictCharField(
         max_length=DESCRIPTION_MAX_LENGTH, allow_blank=True, required=False, trim_whitespace=False
     )
-    completed = serializers.BooleanField(required=False)
+    completed = StrictBooleanField(required=False)
 
     class Meta:
         model = Task

@@ -28,9 +28,9 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.tools import Tool as MCPTool
 from mcp.types import CallToolResult, TextContent
 from rest_framework.exceptions import AuthenticationFailed
-from rest_framework_simplejwt.authentication import JWTAuthentication
 from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 
+from chatproject.authentication import JWTAuthentication
 from tasks import tools
 
 SERVER_NAME = "todo-tasks"

@@ -1,11 +1,10 @@
-from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import filters, status, viewsets
 from rest_framework.response import Response
 
 from . import services
-from .filters import TaskFilter
+from .filters import FilterBackend, TaskFilter
 from .models import Task
 from .serializers import TaskSerializer, task_data
 
@@ -34,7 +33,7 @@ class TaskViewSet(viewsets.ModelViewSet):
     """The caller's tasks. Another user's task is 404 on every method."""
 
     serializer_class = TaskSerializer
-    filter_backends = [DjangoFilterBackend, filters.SearchFilter]
+    filter_backends = [FilterBackend, filters.SearchFilter]
     filterset_class = TaskFilter
     search_fields = ["title", "description"]
     lookup_value_converter = "int"

@@ -28,3 +28,13 @@ class Conflict(DomainError):
 class Unprocessable(DomainError):
     status_code = 422
     default_detail = "The request cannot be applied."
+
+
+class UpstreamFailed(DomainError):
+    status_code = 502
+    default_detail = "A service this request depends on failed."
+
+
+class Unavailable(DomainError):
+    status_code = 503
+    default_detail = "A service this request depends on is unavailable; try again."

@@ -48,9 +48,8 @@ def add_error_responses(result, generator, request, public):
     for path, operations in result.get("paths", {}).items():
         for method, operation in operations.items():
             statuses = {"400", "405", "429", "503"}
-            if operation.get("security") != [{}] and {} not in operation.get("security", []):
-                statuses.add("401")
-            if path.startswith("/api/v1/auth/"):
+            # Token-protected operations, and the auth endpoints (bad credentials or tokens).
+            if any(operation.get("security", [])) or path.startswith("/api/v1/auth/"):
                 statuses.add("401")
             if "{" in path:
                 statuses.add("404")

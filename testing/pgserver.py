@@ -39,10 +39,6 @@ def free_port():
         return sock.getsockname()[1]
 
 
-def is_postgres_url(url):
-    return (url or "").split("://", 1)[0] in {"postgres", "postgresql", "pgsql"}
-
-
 def database_url(url, name):
     """`url` with its database name replaced by `name`."""
     parts = urlsplit(url)
@@ -286,25 +282,10 @@ class TempPostgres:
 
 
 def run(command):
-    root = tempfile.mkdtemp(prefix="chatbackend-pg-")
-    os.chmod(root, 0o755)
-    server = TempPostgres(root, free_port())
-    try:
-        server.init()
-        server.start()
-        server.create_database()
-        server.start_bouncer()
-        env = {**os.environ, **server.env()}
-        print(
-            f"PostgreSQL on port {server.port}"
-            + (f", PgBouncer on {server.bouncer_port}" if server.bouncer_port else ""),
-            flush=True,
-        )
-        return subprocess.call(command, env=env)
-    finally:
-        server.stop_bouncer()
-        server.stop("immediate")
-        shutil.rmtree(root, ignore_errors=True)
+    """Run `command` with a fresh server (and its PgBouncer) in its environment."""
+    with TempPostgres.temporary(bouncer=True) as server:
+        print(f"PostgreSQL on port {server.port}, PgBouncer on {server.bouncer_port}", flush=True)
+        return subprocess.call(command, env={**os.environ, **server.env()})
 
 
 def main(argv):

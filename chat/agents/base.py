@@ -11,27 +11,24 @@ import json
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from chatproject.errors import DomainError
+from chatproject.errors import Unavailable, UpstreamFailed
 
 
-class AgentFailed(DomainError):
+class AgentFailed(UpstreamFailed):
     """The agent (or the model behind it) failed: answered 502."""
 
-    status_code = 502
     default_detail = "The assistant failed to answer; try again."
 
 
-class AgentTimeout(DomainError):
+class AgentTimeout(Unavailable):
     """The agent ran out of time: answered 503."""
 
-    status_code = 503
     default_detail = "The assistant took too long to answer; try again."
 
 
-class AgentUnavailable(DomainError):
+class AgentUnavailable(Unavailable):
     """The agent cannot be reached or is not configured: answered 503."""
 
-    status_code = 503
     default_detail = "The assistant is unavailable right now; try again later."
 
 

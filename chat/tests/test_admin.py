@@ -75,7 +75,7 @@ def test_messages_cannot_be_edited_in_the_admin(staff_client):
     assert message.content == "message 0"
 
 
-def test_non_staff_cannot_open_the_admin(api_client):
+def test_non_staff_cannot_open_the_admin():
     client = Client()
     client.force_login(UserFactory())
 

@@ -1,12 +1,11 @@
 """Retry-safe chat turns: a client_id never runs a turn twice, and a retry after a
 failure continues from the stored tool results without repeating a tool call."""
 
-import threading
 import uuid
 from datetime import timedelta
 
 import pytest
-from django.db import OperationalError, close_old_connections, connection
+from django.db import OperationalError
 from django.utils import timezone
 
 from chat import turns
@@ -16,6 +15,7 @@ from chat.models import ChatTurn, Message
 from conftest import client_for
 from tasks import tools
 from tasks.models import Task
+from testing.concurrency import run_at_once
 from testing.factories import TaskFactory
 
 URL = "/api/v1/chat/"
@@ -254,38 +254,13 @@ def test_a_stale_try_does_not_mark_a_newer_try_failed(api_client):
     assert ChatTurn.objects.get().status == "running"
 
 
-def require_postgres():
-    if connection.vendor != "postgresql":
-        pytest.skip("needs PostgreSQL's row locks (SQLite serializes every writer)")
-
-
-def in_threads(count, target):
-    barrier = threading.Barrier(count)
-    results = [None] * count
-
-    def worker(index):
-        try:
-            barrier.wait()
-            results[index] = target()
-        finally:
-            close_old_connections()
-            connection.close()
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    return results
-
-
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_same_client_id_from_five_threads_at_once_adds_one_task(user):
-    require_postgres()
     client_id = uuid.uuid4()
 
-    responses = in_threads(5, lambda: chat(client_for(user), "add buy milk", client_id))
+    responses, errors = run_at_once(5, lambda _: chat(client_for(user), "add buy milk", client_id))
+    assert errors == []
 
     statuses = sorted(r.status_code for r in responses)
     assert set(statuses) <= {200, 409}
@@ -301,12 +276,12 @@ def test_same_client_id_from_five_threads_at_once_adds_one_task(user):
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_five_retries_of_a_failed_turn_at_once_finish_it_once(user, flaky_agent):
-    require_postgres()
     client_id = uuid.uuid4()
     assert chat(client_for(user), "add buy milk", client_id).status_code == 502
     flaky_agent.failures = 0
 
-    responses = in_threads(5, lambda: chat(client_for(user), "add buy milk", client_id))
+    responses, errors = run_at_once(5, lambda _: chat(client_for(user), "add buy milk", client_id))
+    assert errors == []
 
     assert set(r.status_code for r in responses) <= {200, 409}
     assert Task.objects.count() == 1

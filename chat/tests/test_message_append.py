@@ -1,13 +1,12 @@
 """message_append: numbering, counts, idempotency — also under concurrency."""
 
-import threading
 import uuid
 
 import pytest
-from django.db import close_old_connections, connection
 
 from chat import services
 from chat.models import Conversation, Message
+from testing.concurrency import run_at_once
 from testing.factories import ConversationFactory, UserFactory, add_messages
 
 
@@ -71,37 +70,9 @@ def test_same_client_id_returns_stored_message():
         services.message_append(**{**kwargs, "content": "y"})
 
 
-def run_in_threads(count, target):
-    barrier = threading.Barrier(count)
-    results, errors = [], []
-
-    def worker(index):
-        try:
-            barrier.wait()
-            results.append(target(index))
-        except Exception as exc:  # collected and asserted on below
-            errors.append(exc)
-        finally:
-            close_old_connections()
-            connection.close()
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return results, errors
-
-
-@pytest.fixture
-def require_postgres():
-    if connection.vendor != "postgresql":
-        pytest.skip("row locks under real concurrency need PostgreSQL")
-
-
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_ten_concurrent_appends_get_seq_one_to_n(require_postgres):
+def test_ten_concurrent_appends_get_seq_one_to_n():
     conversation = ConversationFactory()
     add_messages(conversation, 2)
 
@@ -113,7 +84,7 @@ def test_ten_concurrent_appends_get_seq_one_to_n(require_postgres):
             content=f"thread {index}",
         )[0].seq
 
-    results, errors = run_in_threads(10, append)
+    results, errors = run_at_once(10, append)
 
     assert errors == []
     assert sorted(results) == list(range(3, 13))
@@ -125,7 +96,7 @@ def test_ten_concurrent_appends_get_seq_one_to_n(require_postgres):
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_ten_concurrent_retries_store_one_message(require_postgres):
+def test_ten_concurrent_retries_store_one_message():
     conversation = ConversationFactory()
     client_id = uuid.uuid4()
 
@@ -139,7 +110,7 @@ def test_ten_concurrent_retries_store_one_message(require_postgres):
         )
         return message.pk, created
 
-    results, errors = run_in_threads(10, append)
+    results, errors = run_at_once(10, append)
 
     assert errors == []
     assert len({pk for pk, _ in results}) == 1
@@ -150,7 +121,7 @@ def test_ten_concurrent_retries_store_one_message(require_postgres):
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_append_racing_a_delete_is_not_found_not_integrity_error(require_postgres):
+def test_append_racing_a_delete_is_not_found_not_integrity_error():
     conversation = ConversationFactory()
     owner = conversation.owner
 
@@ -166,7 +137,7 @@ def test_append_racing_a_delete_is_not_found_not_integrity_error(require_postgre
         except services.ConversationNotFound:
             return "not found"
 
-    results, errors = run_in_threads(6, act)
+    results, errors = run_at_once(6, act)
 
     assert errors == []
     assert "deleted" in results

@@ -14,16 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from testing.pgserver import is_postgres_url
 from testing.servers import ROOT, HttpClient, manage
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(
-        not is_postgres_url(os.environ.get("DATABASE_URL")),
-        reason="end-to-end tests run against PostgreSQL (python -m testing.pgserver run)",
-    ),
-]
+pytestmark = pytest.mark.e2e
 
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = "/usr/bin/chromium"

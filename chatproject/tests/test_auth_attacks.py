@@ -8,7 +8,6 @@ new pair, not two.
 
 import base64
 import json
-import threading
 import time
 import uuid
 from datetime import timedelta
@@ -24,6 +23,7 @@ from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
 from conftest import client_for
 from tasks.models import Task
+from testing.concurrency import run_at_once
 from testing.factories import DEFAULT_PASSWORD, TaskFactory, UserFactory
 
 ME = "/api/v1/auth/me/"
@@ -378,34 +378,17 @@ def test_same_refresh_token_twice_at_once_yields_one_pair():
     Each thread has its own database connection (transactional test), so on
     PostgreSQL the requests really race inside the database.
     """
-    from django.db import connection
-
-    if connection.vendor != "postgresql":
-        pytest.skip("a race inside the database needs PostgreSQL (SQLite serializes writers)")
     threads_per_round, rounds = 6, 5
     user = UserFactory()
     for _ in range(rounds):
         refresh = str(RefreshToken.for_user(user))
-        barrier = threading.Barrier(threads_per_round)
-        results = []
-        lock = threading.Lock()
 
-        def attempt(refresh=refresh, barrier=barrier, results=results, lock=lock):
-            from django.db import connection
+        def attempt(_index, refresh=refresh):
+            response = APIClient().post(REFRESH, {"refresh": refresh}, format="json")
+            return response.status_code, response.json()
 
-            try:
-                barrier.wait(timeout=10)
-                response = APIClient().post(REFRESH, {"refresh": refresh}, format="json")
-                with lock:
-                    results.append((response.status_code, response.json()))
-            finally:
-                connection.close()
-
-        threads = [threading.Thread(target=attempt) for _ in range(threads_per_round)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=60)
+        results, errors = run_at_once(threads_per_round, attempt)
+        assert errors == []
         statuses = sorted(status for status, _ in results)
         assert statuses == [200] + [401] * (threads_per_round - 1), results
         winner = next(body for status, body in results if status == 200)

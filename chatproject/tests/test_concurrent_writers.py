@@ -10,20 +10,13 @@ the only 5xx answers were JSON 503s during the outages. reliability/load.py has
 the workload and the audit; docs/reliability.md the figures of the long run.
 """
 
-import os
 
 import pytest
 
 from reliability import load
 from reliability.run import BOUNDED
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(
-        not os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://")),
-        reason="end to end: gunicorn + PostgreSQL (run under python -m testing.pgserver run)",
-    ),
-]
+pytestmark = pytest.mark.e2e
 
 
 def test_acknowledged_writes_survive_restarts_and_worker_kills(tmp_path, request):

@@ -7,22 +7,15 @@ and walks a client's whole flow. Runs on PostgreSQL only (the second pass of
 bin/test); there, anything missing is a failure, not a skip.
 """
 
-import os
 import re
 import uuid
 
 import pytest
 
-from testing.pgserver import TempPostgres, is_postgres_url
+from testing.pgserver import TempPostgres
 from testing.servers import HttpClient
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(
-        not is_postgres_url(os.environ.get("DATABASE_URL")),
-        reason="end-to-end tests run against PostgreSQL (python -m testing.pgserver run)",
-    ),
-]
+pytestmark = pytest.mark.e2e
 
 PASSWORD = "Sturdy-e2e-Passw0rd-5521"
 

@@ -308,10 +308,7 @@ def test_ten_thousand_messages_newest_first_and_after_seq(user):
 
 # --- over real HTTP (gunicorn) --------------------------------------------------------
 
-E2E = pytest.mark.skipif(
-    not os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://")),
-    reason="end to end: gunicorn + PostgreSQL (run under python -m testing.pgserver run)",
-)
+E2E = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")

@@ -107,9 +107,7 @@ def test_other_users_task_is_404_and_unchanged(api_client, other_user, method):
     response = getattr(api_client, method)(detail(task.pk), {"title": "stolen"})
 
     assert response.status_code == 404
-    assert response.json() == {"detail": "No Task matches the given query."} or "detail" in (
-        response.json()
-    )
+    assert "detail" in response.json()
     task.refresh_from_db()
     assert task.title == "theirs"
 
@@ -125,7 +123,7 @@ def test_list_shows_only_own_tasks(api_client, user, other_user):
 
 def test_list_is_newest_first_by_default_and_orderable(api_client, user):
     first = TaskFactory(owner=user, title="first")
-    second = TaskFactory(owner=user, title="second")
+    TaskFactory(owner=user, title="second")
     first.title = "first, edited"
     first.save()
 
@@ -136,7 +134,6 @@ def test_list_is_newest_first_by_default_and_orderable(api_client, user):
     assert titles("?ordering=created_at") == ["first, edited", "second"]
     assert titles("?ordering=-updated_at") == ["first, edited", "second"]
     assert titles("?ordering=updated_at") == ["second", "first, edited"]
-    assert second.pk
 
 
 def test_unknown_ordering_is_400(api_client):

@@ -1,9 +1,13 @@
+import functools
+
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
+
+from chatproject.compiled import Param
 
 from . import services, turns
 from .models import Conversation, Message
@@ -17,6 +21,14 @@ from .serializers import (
     message_data,
 )
 
+CONVERSATION_ROW_FIELDS = ("id", "title", "created_at", "updated_at", "message_count")
+
+
+def conversation_rows():
+    """Page rows of the conversations of the owner given as the parameter `owner_id`."""
+    owner = Param("owner_id", Conversation._meta.get_field("owner"))
+    return Conversation.objects.owned_by(owner).values_list(*CONVERSATION_ROW_FIELDS, named=True)
+
 
 class ConversationViewSet(viewsets.ModelViewSet):
     """The caller's conversations, most recent activity first."""
@@ -29,6 +41,17 @@ class ConversationViewSet(viewsets.ModelViewSet):
 
     def get_queryset(self):
         return Conversation.objects.owned_by(self.request.user)
+
+    def list(self, request, *args, **kwargs):
+        page = self.paginator.paginate(
+            request,
+            self,
+            Conversation,
+            conversation_rows,
+            {"owner_id": request.user.pk},
+            "conversations",
+        )
+        return self.get_paginated_response([conversation_data(row) for row in page])
 
     def create(self, request, *args, **kwargs):
         serializer = self.get_serializer(data=request.data)
@@ -66,6 +89,21 @@ MESSAGE_ROW_FIELDS = (
 )
 
 
+def message_rows(after):
+    """Page rows of the conversation given as the parameter `conversation_id`, and with
+    `after`, only those whose seq is above the parameter `after_seq`.
+
+    No owner in the WHERE clause: with it, PostgreSQL may read the owner's index and
+    sort, instead of walking (conversation, seq) in order (bench/README.md); the view
+    checks the owner on the page.
+    """
+    conversation = Param("conversation_id", Message._meta.get_field("conversation"))
+    messages = Message.objects.filter(conversation=conversation)
+    if after:
+        messages = messages.filter(seq__gt=Param("after_seq", Message._meta.get_field("seq")))
+    return messages.values_list(*MESSAGE_ROW_FIELDS, named=True)
+
+
 @extend_schema_view(
     list=extend_schema(
         parameters=[
@@ -91,33 +129,34 @@ class MessageViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, viewsets.Ge
     keyset_orderings = {"seq": ("seq",), "-seq": ("-seq",)}
     default_keyset_ordering = "seq"
 
-    def get_queryset(self):
-        """This conversation's messages, as named tuples; `list` checks the owner.
+    def after_seq(self):
+        """`?after_seq=N` as an int, or None; anything but 0..2**31-1 is a 400."""
+        after_seq = self.request.query_params.get("after_seq")
+        if after_seq is None:
+            return None
+        try:
+            after = int(after_seq)
+            if not 0 <= after <= 2**31 - 1:
+                raise ValueError
+        except ValueError:
+            raise ValidationError(
+                {"after_seq": ["Must be a whole number from 0 to 2147483647."]}
+            ) from None
+        return after
 
-        No owner in the WHERE clause: with it, PostgreSQL may read the owner's index
-        and sort, instead of walking (conversation, seq) in order (bench/README.md).
-        """
+    def list(self, request, *args, **kwargs):
         conversation_id = self.kwargs["conversation_pk"]
         if not 0 < conversation_id < 2**63:  # no such id; SQLite cannot even bind it
             raise services.ConversationNotFound()
-        messages = Message.objects.filter(conversation_id=conversation_id).values_list(
-            *MESSAGE_ROW_FIELDS, named=True
+        after = self.after_seq()
+        page = self.paginator.paginate(
+            request,
+            self,
+            Message,
+            functools.partial(message_rows, after=after is not None),
+            {"conversation_id": conversation_id, "after_seq": after},
+            ("messages", after is not None),
         )
-        after_seq = self.request.query_params.get("after_seq")
-        if after_seq is not None:
-            try:
-                after = int(after_seq)
-                if not 0 <= after <= 2**31 - 1:
-                    raise ValueError
-            except ValueError:
-                raise ValidationError(
-                    {"after_seq": ["Must be a whole number from 0 to 2147483647."]}
-                ) from None
-            messages = messages.filter(seq__gt=after)
-        return messages
-
-    def list(self, request, *args, **kwargs):
-        page = self.paginate_queryset(self.get_queryset())
         # A message's owner is always its conversation's owner, so a page of the
         # caller's messages proves the conversation is theirs with no query of its
         # own; only an empty page needs the conversation looked up (404 if not theirs).

@@ -8,6 +8,10 @@ LIMIT n+1`, which a composite index answers directly: page 1,000 costs what page
 A view declares `keyset_orderings`, a mapping from the `?ordering=` values it
 accepts to the tuple of fields it sorts by (all ascending or all descending, the
 last one unique), and `default_keyset_ordering`.
+
+Page queries are compiled by `chatproject.compiled`: a view's hot list reads
+(`paginate` with a shape) compile once per shape and run with each request's
+owner and cursor as parameters.
 """
 
 import base64
@@ -20,6 +24,8 @@ from rest_framework.pagination import BasePagination
 from rest_framework.response import Response
 from rest_framework.utils.urls import remove_query_param, replace_query_param
 
+from .compiled import CompiledQueries, CompiledQuery, Param
+
 
 class KeysetPagination(BasePagination):
     page_size = 20
@@ -27,24 +33,58 @@ class KeysetPagination(BasePagination):
     cursor_query_param = "cursor"
     page_size_query_param = "page_size"
     ordering_query_param = "ordering"
+    # Compiled page queries of every view, by shape, ordering, direction, page size.
+    compiled_pages = CompiledQueries()
 
     def paginate_queryset(self, queryset, request, view=None):
+        """DRF's entry point: a page of any queryset (compiled for this request only)."""
+        return self.paginate(request, view, queryset.model, lambda: queryset, {})
+
+    def paginate(self, request, view, model, build, values, shape=None):
+        """A page of `build()`, a queryset of `model` whose `Param`s take `values`.
+
+        With a `shape` (any hashable), the compiled page query is kept and reused by
+        every request of that shape, ordering, direction and page size: `build` must
+        then depend on nothing but the shape, every per-request value being a Param.
+        """
         self.request = request
         self.base_url = request.build_absolute_uri()
         self.page_size = self.get_page_size(request, view)
         self.ordering_name, self.ordering = self.get_ordering(request, view)
         self.fields = [name.lstrip("-") for name in self.ordering]
         self.descending = self.ordering[0].startswith("-")
-        cursor = self.decode_cursor(request, queryset.model)
+        cursor = self.decode_cursor(request, model)
 
-        backwards = cursor is not None and cursor[0] == "p"
-        scan_descending = self.descending != backwards
+        direction = cursor and cursor[0]
+        scan_descending = self.descending != (direction == "p")
+
+        def page_query():
+            queryset = build()
+            if cursor is not None:
+                lookup = TupleLessThan if scan_descending else TupleGreaterThan
+                key = Tuple(*(F(name) for name in self.fields))
+                after = tuple(
+                    Param(f"cursor_{name}", model._meta.get_field(name)) for name in self.fields
+                )
+                queryset = queryset.filter(lookup(key, after))
+            order_by = [("-" if scan_descending else "") + name for name in self.fields]
+            return queryset.order_by(*order_by)[: self.page_size + 1]
+
+        if shape is None:
+            query = CompiledQuery(page_query())
+        else:
+            key = (shape, self.ordering_name, direction, self.page_size)
+            query = self.compiled_pages.get(key, page_query)
         if cursor is not None:
-            lookup = TupleLessThan if scan_descending else TupleGreaterThan
-            key = Tuple(*(F(name) for name in self.fields))
-            queryset = queryset.filter(lookup(key, tuple(cursor[1])))
-        order_by = [("-" if scan_descending else "") + name for name in self.fields]
-        rows = list(queryset.order_by(*order_by)[: self.page_size + 1])
+            values = {
+                **values,
+                **{
+                    f"cursor_{name}": value
+                    for name, value in zip(self.fields, cursor[1], strict=True)
+                },
+            }
+        rows = query.all(**values)
+        backwards = direction == "p"
         has_more = len(rows) > self.page_size
         rows = rows[: self.page_size]
         if backwards:

@@ -128,6 +128,9 @@ else:
     }
 
 if default_db["ENGINE"] == "django.db.backends.postgresql":
+    # Django's backend without its per-request SELECT 1 and Python timestamp loader
+    # (chatproject/postgresql/base.py).
+    default_db["ENGINE"] = "chatproject.postgresql"
     options = default_db.setdefault("OPTIONS", {})
     options.setdefault("connect_timeout", DB_CONNECT_TIMEOUT)
     # Safe behind a transaction pooler (PgBouncer, Neon's "-pooler" endpoint), which

@@ -151,7 +151,7 @@ def test_unhandled_error_is_json_500_without_details(api_client, monkeypatch):
     def explode(*args, **kwargs):
         raise RuntimeError("secret internals")
 
-    monkeypatch.setattr(views.TaskViewSet, "get_queryset", explode)
+    monkeypatch.setattr(views.TaskViewSet, "list", explode)
     api_client.raise_request_exception = False
 
     response = api_client.get("/api/v1/tasks/")

@@ -10,7 +10,6 @@ the only 5xx answers were JSON 503s during the outages. reliability/load.py has
 the workload and the audit; docs/reliability.md the figures of the long run.
 """
 
-
 import pytest
 
 from reliability import load

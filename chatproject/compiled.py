@@ -1,0 +1,142 @@
+"""Hot reads compiled to SQL once, then run with each request's values.
+
+Django turns a queryset into SQL every time it is evaluated. For the reads nearly
+every request makes (the token's user, a page of tasks or messages) building and
+compiling the queryset costs more CPU than the database spends answering it
+(bench/README.md). Their shape is fixed and only values change, so such a read is
+written as an ordinary queryset whose changing values are `Param`s; `CompiledQuery`
+compiles it once per thread and database and runs that SQL with the values of each
+call. Rows pass through the same converters the ORM applies (SQLite's datetimes,
+JSON), so a compiled read returns what evaluating the queryset would.
+
+    USER_BY_ID = CompiledQuery(User.objects.filter(pk=Param("id", User._meta.pk)))
+    user = USER_BY_ID.first(id=42)
+
+A `Param`'s value is prepared by its `output_field`, as the ORM prepares a literal
+compared to that field. Everything else in the queryset is frozen at compile time.
+"""
+
+import threading
+from collections import OrderedDict
+
+from django.db import connections
+from django.db.models import Expression
+from django.db.models.query import ModelIterable, NamedValuesListIterable
+from django.db.models.utils import create_namedtuple_class
+
+
+class Param(Expression):
+    """A placeholder for the value named `name`, given when the query runs."""
+
+    def __init__(self, name, output_field):
+        super().__init__(output_field=output_field)
+        self.name = name
+
+    def as_sql(self, compiler, connection):
+        return "%s", (self,)
+
+    def prepare(self, value, connection):
+        return self.output_field.get_db_prep_value(value, connection, prepared=False)
+
+
+class _Compiled:
+    """One thread's compiled form of a query: SQL, parameter template, row builder."""
+
+    def __init__(self, queryset, connection):
+        self.connection = connection
+        compiler = queryset.query.get_compiler(connection=connection)
+        self.sql, self.params = compiler.as_sql()
+        self.compiler = compiler
+        fields = [select[0] for select in compiler.select[: compiler.col_count]]
+        self.converters = compiler.get_converters(fields)
+        self.make_row = self._row_builder(queryset, compiler)
+
+    @staticmethod
+    def _row_builder(queryset, compiler):
+        if queryset._iterable_class is ModelIterable:
+            if compiler.annotation_col_map or queryset.query.select_related:
+                raise ValueError("CompiledQuery reads plain model rows only")
+            model = compiler.klass_info["model"]
+            fields = compiler.klass_info["select_fields"]
+            start, end = fields[0], fields[-1] + 1
+            names = [select[0].target.attname for select in compiler.select[start:end]]
+            db = queryset.db
+            return lambda row: model.from_db(db, names, row[start:end])
+        if queryset._iterable_class is NamedValuesListIterable:
+            query = queryset.query
+            names = queryset._fields or [
+                *query.extra_select,
+                *query.values_select,
+                *query.annotation_select,
+            ]
+            return create_namedtuple_class(*names)._make
+        raise ValueError("CompiledQuery reads model instances or values_list(named=True)")
+
+    def run(self, values):
+        connection = self.connection
+        params = [
+            param.prepare(values[param.name], connection) if isinstance(param, Param) else param
+            for param in self.params
+        ]
+        with connection.cursor() as cursor:
+            cursor.execute(self.sql, params)
+            rows = cursor.fetchall()
+        if self.converters:
+            rows = self.compiler.apply_converters(rows, self.converters)
+        return [self.make_row(row) for row in rows]
+
+
+class CompiledQuery:
+    """A queryset with `Param` placeholders, compiled once per thread and database."""
+
+    def __init__(self, queryset):
+        self.queryset = queryset
+        self._local = threading.local()
+
+    def _compiled(self):
+        # Django's connections are per thread: so is the compiled form, which holds one.
+        connection = connections[self.queryset.db]
+        compiled = getattr(self._local, "compiled", None)
+        if compiled is None or compiled.connection is not connection:
+            compiled = self._local.compiled = _Compiled(self.queryset, connection)
+        return compiled
+
+    def all(self, **values):
+        """Every row, as the queryset would give it (instances or named tuples)."""
+        return self._compiled().run(values)
+
+    def first(self, **values):
+        """The first row, or None."""
+        rows = self._compiled().run(values)
+        return rows[0] if rows else None
+
+    @property
+    def sql(self):
+        return self._compiled().sql
+
+
+class CompiledQueries:
+    """CompiledQuery objects by shape key, the least recently used dropped past `size`.
+
+    For reads whose shape varies within a small set (ordering, direction, page size):
+    `get(key, build)` returns the compiled query for `key`, compiling `build()` the
+    first time. `build` must depend on nothing but `key`; per-request values are Params.
+    """
+
+    def __init__(self, size=256):
+        self.size = size
+        self._queries = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key, build):
+        with self._lock:
+            query = self._queries.get(key)
+            if query is not None:
+                self._queries.move_to_end(key)
+                return query
+        query = CompiledQuery(build())
+        with self._lock:
+            self._queries[key] = query
+            while len(self._queries) > self.size:
+                self._queries.popitem(last=False)
+        return query

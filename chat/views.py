@@ -1,5 +1,7 @@
 import functools
 
+from django.db.models import TextField
+from django.db.models.functions import Cast
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
@@ -19,6 +21,7 @@ from .serializers import (
     chat_turn_data,
     conversation_data,
     message_data,
+    message_row_data,
 )
 
 CONVERSATION_ROW_FIELDS = ("id", "title", "created_at", "updated_at", "message_count")
@@ -83,7 +86,7 @@ MESSAGE_ROW_FIELDS = (
     "seq",
     "role",
     "content",
-    "tool_calls",
+    "tool_calls_json",
     "client_id",
     "created_at",
 )
@@ -101,6 +104,8 @@ def message_rows(after):
     messages = Message.objects.filter(conversation=conversation)
     if after:
         messages = messages.filter(seq__gt=Param("after_seq", Message._meta.get_field("seq")))
+    # tool_calls as the stored JSON text, for message_row_data to pass through.
+    messages = messages.annotate(tool_calls_json=Cast("tool_calls", TextField()))
     return messages.values_list(*MESSAGE_ROW_FIELDS, named=True)
 
 
@@ -166,7 +171,7 @@ class MessageViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, viewsets.Ge
             )
         elif page[0].owner_id != request.user.pk:
             raise services.ConversationNotFound()
-        return self.get_paginated_response([message_data(message) for message in page])
+        return self.get_paginated_response([message_row_data(row) for row in page])
 
     def create(self, request, *args, **kwargs):
         serializer = self.get_serializer(data=request.data)

@@ -12,13 +12,15 @@ JSON), so a compiled read returns what evaluating the queryset would.
     USER_BY_ID = CompiledQuery(User.objects.filter(pk=Param("id", User._meta.pk)))
     user = USER_BY_ID.first(id=42)
 
-A `Param`'s value is prepared by its `output_field`, as the ORM prepares a literal
-compared to that field. Everything else in the queryset is frozen at compile time.
+A `Param`'s value is what its column stores (a pk for a foreign key), prepared by
+its `output_field` as the ORM prepares a literal compared to that field. Everything
+else in the queryset is frozen at compile time.
 """
 
 import threading
 from collections import OrderedDict
 
+from django.core.exceptions import EmptyResultSet
 from django.db import connections
 from django.db.models import Expression
 from django.db.models.query import ModelIterable, NamedValuesListIterable
@@ -44,8 +46,16 @@ class _Compiled:
 
     def __init__(self, queryset, connection):
         self.connection = connection
+        if queryset._prefetch_related_lookups:
+            raise ValueError("CompiledQuery does not prefetch")
         compiler = queryset.query.get_compiler(connection=connection)
-        self.sql, self.params = compiler.as_sql()
+        try:
+            self.sql, self.params = compiler.as_sql()
+        except EmptyResultSet:  # e.g. `pk__in=[]`: no row, whatever the values
+            self.sql = None
+            return
+        if compiler.has_extra_select:
+            raise ValueError("CompiledQuery reads no extra columns (distinct with ordering)")
         self.compiler = compiler
         fields = [select[0] for select in compiler.select[: compiler.col_count]]
         self.converters = compiler.get_converters(fields)
@@ -73,6 +83,8 @@ class _Compiled:
         raise ValueError("CompiledQuery reads model instances or values_list(named=True)")
 
     def run(self, values):
+        if self.sql is None:
+            return []
         connection = self.connection
         params = [
             param.prepare(values[param.name], connection) if isinstance(param, Param) else param

@@ -178,3 +178,21 @@ def test_append_after_conversation_deleted_is_404(api_client, conversation):
 
     assert response.status_code == 404
     assert not Message.objects.exists()
+
+
+def test_listed_tool_calls_are_the_stored_json(api_client, conversation):
+    """A page passes stored tool calls through unparsed; they read back as posted."""
+    tool_calls = [
+        {"id": "call_1", "name": "add_task", "arguments": {"title": "café ☕", "n": 1.5}},
+        {"id": "call_2", "name": "list_tasks", "arguments": {}, "result": [[], {"a": None}]},
+    ]
+    appended = api_client.post(
+        messages_url(conversation.pk),
+        {"role": "assistant", "content": "done", "tool_calls": tool_calls},
+    )
+    api_client.post(messages_url(conversation.pk), {"role": "user", "content": "thanks"})
+
+    listed = api_client.get(messages_url(conversation.pk)).json()["results"]
+
+    assert appended.json()["tool_calls"] == tool_calls
+    assert [message["tool_calls"] for message in listed] == [tool_calls, None]

@@ -831,8 +831,8 @@ def render(report):
     add("")
     add(
         "Concurrency 1, large dataset. ORM queries = what the ORM sent (captured in-process); "
-        "statements = what PostgreSQL ran per request (pg_stat_statements: with Django's "
-        "connection health check and any BEGIN/COMMIT); CPU = gunicorn + PostgreSQL CPU "
+        "statements = what PostgreSQL ran per request (pg_stat_statements: with any "
+        "connection health check and BEGIN/COMMIT); CPU = gunicorn + PostgreSQL CPU "
         "time per request (from /proc); SQL floor = the same SQL with plain psycopg; "
         "growth = p50 large / p50 small, each the better of two interleaved runs "
         "(small, large, large, small), so that a slow spell of the shared machine does not "

@@ -49,10 +49,10 @@ class ConversationViewSet(viewsets.ModelViewSet):
         page = self.paginator.paginate(
             request,
             self,
-            Conversation,
-            conversation_rows,
-            {"owner_id": request.user.pk},
-            "conversations",
+            model=Conversation,
+            build=conversation_rows,
+            values={"owner_id": request.user.pk},
+            shape="conversations",
         )
         return self.get_paginated_response([conversation_data(row) for row in page])
 
@@ -157,10 +157,10 @@ class MessageViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, viewsets.Ge
         page = self.paginator.paginate(
             request,
             self,
-            Message,
-            functools.partial(message_rows, after=after is not None),
-            {"conversation_id": conversation_id, "after_seq": after},
-            ("messages", after is not None),
+            model=Message,
+            build=functools.partial(message_rows, after=after is not None),
+            values={"conversation_id": conversation_id, "after_seq": after},
+            shape=("messages", after is not None),
         )
         # A message's owner is always its conversation's owner, so a page of the
         # caller's messages proves the conversation is theirs with no query of its

@@ -38,9 +38,9 @@ class KeysetPagination(BasePagination):
 
     def paginate_queryset(self, queryset, request, view=None):
         """DRF's entry point: a page of any queryset (compiled for this request only)."""
-        return self.paginate(request, view, queryset.model, lambda: queryset, {})
+        return self.paginate(request, view, model=queryset.model, build=lambda: queryset, values={})
 
-    def paginate(self, request, view, model, build, values, shape=None):
+    def paginate(self, request, view, *, model, build, values, shape=None):
         """A page of `build()`, a queryset of `model` whose `Param`s take `values`.
 
         With a `shape` (any hashable), the compiled page query is kept and reused by

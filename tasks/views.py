@@ -66,7 +66,12 @@ class TaskViewSet(viewsets.ModelViewSet):
         else:
             build, shape = task_rows, "tasks"
         page = self.paginator.paginate(
-            request, self, Task, build, {"owner_id": request.user.pk}, shape
+            request,
+            self,
+            model=Task,
+            build=build,
+            values={"owner_id": request.user.pk},
+            shape=shape,
         )
         return self.get_paginated_response([task_data(task) for task in page])
 

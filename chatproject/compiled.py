@@ -18,13 +18,14 @@ else in the queryset is frozen at compile time.
 """
 
 import threading
-from collections import OrderedDict
 
 from django.core.exceptions import EmptyResultSet
 from django.db import connections
 from django.db.models import Expression
 from django.db.models.query import ModelIterable, NamedValuesListIterable
 from django.db.models.utils import create_namedtuple_class
+
+from .lru import LRU
 
 
 class Param(Expression):
@@ -136,19 +137,11 @@ class CompiledQueries:
     """
 
     def __init__(self, size=256):
-        self.size = size
-        self._queries = OrderedDict()
-        self._lock = threading.Lock()
+        self._queries = LRU(size)
 
     def get(self, key, build):
-        with self._lock:
-            query = self._queries.get(key)
-            if query is not None:
-                self._queries.move_to_end(key)
-                return query
-        query = CompiledQuery(build())
-        with self._lock:
-            self._queries[key] = query
-            while len(self._queries) > self.size:
-                self._queries.popitem(last=False)
+        query = self._queries.get(key)
+        if query is None:
+            query = CompiledQuery(build())
+            self._queries.set(key, query)
         return query

@@ -6,11 +6,10 @@ the limit holds however many gunicorn processes run. `user` is a generous per-us
 limit on everything else, kept in process memory so it costs no query.
 """
 
-import threading
-from collections import OrderedDict
-
 from django.core.cache import caches
 from rest_framework import throttling
+
+from .lru import LRU
 
 
 class ProcessMemory:
@@ -21,29 +20,21 @@ class ProcessMemory:
     so pickling it cost a tenth of a page read (bench/README.md). Here `get` returns
     a copy, so threads never share a list; timeouts are not needed, as the throttle
     drops timestamps older than its window itself. At most `size` keys are kept,
-    the least recently set dropped first.
+    the least recently used dropped first.
     """
 
     def __init__(self, size=10_000):
-        self.size = size
-        self._values = OrderedDict()
-        self._lock = threading.Lock()
+        self._histories = LRU(size)
 
     def get(self, key, default=None):
-        with self._lock:
-            value = self._values.get(key)
+        value = self._histories.get(key)
         return default if value is None else list(value)
 
     def set(self, key, value, timeout=None):
-        with self._lock:
-            self._values[key] = value
-            self._values.move_to_end(key)
-            while len(self._values) > self.size:
-                self._values.popitem(last=False)
+        self._histories.set(key, value)
 
     def clear(self):
-        with self._lock:
-            self._values.clear()
+        self._histories.clear()
 
 
 class UserRateThrottle(throttling.UserRateThrottle):

@@ -1,7 +1,7 @@
 import orjson
 from rest_framework import serializers
 
-from chatproject.fields import JSONArrayField, StrictCharField
+from core.fields import JSONArrayField, StrictCharField
 
 from .models import CONTENT_MAX_LENGTH, CONVERSATION_TITLE_MAX_LENGTH, Conversation, Message
 

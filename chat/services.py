@@ -10,8 +10,8 @@ import uuid
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from chatproject.errors import DomainError, NotFound, Unprocessable
-from chatproject.text import text_problem
+from core.errors import DomainError, NotFound, Unprocessable
+from core.text import text_problem
 
 from .models import (
     CONTENT_MAX_LENGTH,

@@ -41,7 +41,7 @@ from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from chatproject.errors import Conflict, Unprocessable
+from core.errors import Conflict, Unprocessable
 from tasks import tools
 
 from . import services

@@ -9,7 +9,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from chatproject.compiled import Param
+from core.compiled import Param
 
 from . import services, turns
 from .models import Conversation, Message
@@ -193,7 +193,7 @@ class ChatTurnView(APIView):
     """
 
     # The error answers (400, 404, 409, 422, 502, 503, ...) are added to the schema
-    # by chatproject.schema.add_error_responses.
+    # by core.schema.add_error_responses.
     @extend_schema(request=ChatTurnSerializer, responses={200: ChatTurnResponseSerializer})
     def post(self, request):
         serializer = ChatTurnSerializer(data=request.data)

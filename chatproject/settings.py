@@ -63,6 +63,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "tasks",
     "chat",
+    "accounts",
 ]
 
 MIDDLEWARE = [
@@ -101,7 +102,7 @@ TEMPLATES = [
 # docs/deploy.md explains the connection choice and how it was measured.
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 # Bounds how long a request waits for a connection while the database is down:
-# it then answers 503 JSON instead of hanging (chatproject.exceptions).
+# it then answers 503 JSON instead of hanging (core.errors).
 DB_CONNECT_TIMEOUT = env_int("DB_CONNECT_TIMEOUT", 3)
 # Persistent connections (one per gunicorn thread, reused for CONN_MAX_AGE seconds
 # and checked before reuse) unless DB_POOL=1 asks for Django's psycopg pool.
@@ -200,16 +201,16 @@ CACHES = {
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "chatproject.authentication.JWTAuthentication",
+        "core.authentication.JWTAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PARSER_CLASSES": ["chatproject.parsers.StrictJSONParser"],
-    "DEFAULT_RENDERER_CLASSES": ["chatproject.renderers.FastJSONRenderer"],
-    "DEFAULT_PAGINATION_CLASS": "chatproject.pagination.KeysetPagination",
+    "DEFAULT_PARSER_CLASSES": ["core.parsers.StrictJSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["core.renderers.FastJSONRenderer"],
+    "DEFAULT_PAGINATION_CLASS": "core.pagination.KeysetPagination",
     "DEFAULT_FILTER_BACKENDS": [],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "chatproject.exceptions.api_exception_handler",
-    "DEFAULT_THROTTLE_CLASSES": ["chatproject.throttling.UserRateThrottle"],
+    "EXCEPTION_HANDLER": "core.errors.api_exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": ["core.throttling.UserRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {
         "auth": os.environ.get("THROTTLE_RATE_AUTH", "20/minute"),
         "user": os.environ.get("THROTTLE_RATE_USER", "2000/minute"),
@@ -243,7 +244,7 @@ SPECTACULAR_SETTINGS = {
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "chatproject.schema.add_error_responses",
+        "core.schema.add_error_responses",
     ],
 }
 
@@ -304,7 +305,7 @@ LOGGING = {
     "loggers": {
         "chatproject.requests": {"handlers": ["stdout"], "level": "INFO", "propagate": False},
         "django.request": {"handlers": ["stderr"], "level": "ERROR", "propagate": False},
-        "chatproject.errors": {"handlers": ["stderr"], "level": "WARNING", "propagate": False},
+        "core.errors": {"handlers": ["stderr"], "level": "WARNING", "propagate": False},
     },
     "root": {"handlers": ["stderr"], "level": os.environ.get("LOG_LEVEL", "WARNING")},
 }

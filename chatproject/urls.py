@@ -6,14 +6,10 @@ from django.urls import include, path
 from django.views import defaults
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from . import auth, health
+from . import health
 
 api_v1 = [
-    path("auth/register/", auth.RegisterView.as_view(), name="auth-register"),
-    path("auth/token/", auth.TokenView.as_view(), name="auth-token"),
-    path("auth/token/refresh/", auth.TokenRefreshView.as_view(), name="auth-token-refresh"),
-    path("auth/logout/", auth.LogoutView.as_view(), name="auth-logout"),
-    path("auth/me/", auth.MeView.as_view(), name="auth-me"),
+    path("", include("accounts.urls")),
     path("", include("tasks.urls")),
     path("", include("chat.urls")),
 ]

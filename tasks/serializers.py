@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from chatproject.fields import StrictBooleanField, StrictCharField
+from core.fields import StrictBooleanField, StrictCharField
 
 from .models import DESCRIPTION_MAX_LENGTH, TITLE_MAX_LENGTH, Task
 

@@ -7,8 +7,8 @@ as a task that does not exist, so callers cannot learn what others have.
 
 from django.db import transaction
 
-from chatproject.errors import DomainError, NotFound
-from chatproject.text import text_problem
+from core.errors import DomainError, NotFound
+from core.text import text_problem
 
 from .models import DESCRIPTION_MAX_LENGTH, TITLE_MAX_LENGTH, Task
 

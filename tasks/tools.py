@@ -23,7 +23,7 @@ from typing import Any
 
 from django.contrib.auth.base_user import AbstractBaseUser
 
-from chatproject.errors import DomainError
+from core.errors import DomainError
 
 from . import services
 from .models import DESCRIPTION_MAX_LENGTH, TITLE_MAX_LENGTH

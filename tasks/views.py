@@ -3,7 +3,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema
 from rest_framework import filters, status, viewsets
 from rest_framework.response import Response
 
-from chatproject.compiled import Param
+from core.compiled import Param
 
 from . import services
 from .filters import FilterBackend, TaskFilter

@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from chatproject.errors import Unavailable, UpstreamFailed
+from core.errors import Unavailable, UpstreamFailed
 
 
 class AgentFailed(UpstreamFailed):

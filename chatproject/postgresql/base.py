@@ -11,7 +11,7 @@ measured in bench/README.md.
   closes the socket, which shows there without asking it; only then is `SELECT 1`
   sent, to tell a dead connection from a harmless notice. A silent network
   partition, which `SELECT 1` would have waited out too, is bounded by the
-  connect timeout and answered 503 (chatproject.exceptions).
+  connect timeout and answered 503 (core.errors).
 - **Timestamps loaded in C.** Django registers a Python loader for timestamptz
   that relabels each value with the connection's time zone (some microseconds
   each, a hundred per page of messages). For UTC, psycopg's own C loader already

@@ -40,7 +40,7 @@ class Records(logging.Handler):
 def logs():
     """Everything logged anywhere, including the loggers that do not propagate."""
     handler = Records()
-    names = [None, "chatproject.requests", "chatproject.errors", "django.request"]
+    names = [None, "chatproject.requests", "core.errors", "django.request"]
     loggers = [logging.getLogger(name) for name in names]
     for logger in loggers:
         logger.addHandler(handler)
@@ -158,7 +158,7 @@ SCRIPT = textwrap.dedent(
     django.setup()
 
     import chatproject.health
-    import chatproject.auth
+    import accounts.views
 
     def broken(request):
         raise RuntimeError("boom in a page")
@@ -167,7 +167,7 @@ SCRIPT = textwrap.dedent(
         raise RuntimeError("boom in the API")
 
     chatproject.health.healthz = broken  # before the URLconf is first loaded
-    chatproject.auth.RegisterView.initial = broken_api
+    accounts.views.RegisterView.initial = broken_api
 
     from django.test import Client
 

@@ -116,7 +116,7 @@ def test_json_nested_too_deep_is_refused(api_client, depth):
 def test_deep_tool_calls_are_stored_and_read_back_or_refused(api_client, user, depth):
     """Whatever nesting is accepted can be read back: a stored value the renderer
     cannot write (orjson stops at 254 levels) would make its conversation a 500."""
-    from chatproject.parsers import MAX_DEPTH
+    from core.parsers import MAX_DEPTH
 
     conversation = ConversationFactory(owner=user)
     path = f"{CONVERSATIONS}{conversation.pk}/messages/"

@@ -30,7 +30,7 @@ from mcp.types import CallToolResult, TextContent
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 
-from chatproject.authentication import JWTAuthentication
+from core.authentication import JWTAuthentication
 from tasks import tools
 
 SERVER_NAME = "todo-tasks"

@@ -16,7 +16,7 @@ from django.conf import settings
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import BaseParser
 
-from .exceptions import RequestTooLarge
+from .errors import RequestTooLarge
 
 # Request bodies nest a few levels (tool_calls: a list of calls with arguments);
 # 64 leaves room for any real one and for the levels a response wraps around it.

@@ -1,8 +1,10 @@
-"""One place that turns every failure into the API's JSON error body.
+"""Domain errors, and the one place that turns every failure into the API's JSON body.
 
-Domain errors carry their status (`chatproject.errors`); database errors caused by
-the input become 400, an unreachable database 503; anything else is logged with
-its traceback and answered with a JSON 500 that reveals nothing.
+Services never raise HTTP errors; each domain error carries the status the API
+answers with, and `api_exception_handler` maps them here. The agent tools and the
+MCP server turn them into tool results instead. Database errors caused by the
+input become 400, an unreachable database 503; anything else is logged with its
+traceback and answered with a JSON 500 that reveals nothing.
 """
 
 import logging
@@ -13,11 +15,43 @@ from django.http import UnreadablePostError
 from rest_framework import status
 from rest_framework.exceptions import APIException
 from rest_framework.response import Response
-from rest_framework.views import exception_handler as drf_exception_handler
 
-from .errors import DomainError
 
-logger = logging.getLogger("chatproject.errors")
+class DomainError(Exception):
+    status_code = 400
+    default_detail = "The request was not valid."
+
+    def __init__(self, detail=None):
+        self.detail = detail or self.default_detail
+        super().__init__(self.detail)
+
+
+class NotFound(DomainError):
+    status_code = 404
+    default_detail = "Not found."
+
+
+class Conflict(DomainError):
+    status_code = 409
+    default_detail = "The request conflicts with the current state."
+
+
+class Unprocessable(DomainError):
+    status_code = 422
+    default_detail = "The request cannot be applied."
+
+
+class UpstreamFailed(DomainError):
+    status_code = 502
+    default_detail = "A service this request depends on failed."
+
+
+class Unavailable(DomainError):
+    status_code = 503
+    default_detail = "A service this request depends on is unavailable; try again."
+
+
+logger = logging.getLogger("core.errors")
 
 DATABASE_UNAVAILABLE = "The database is unavailable right now; try again in a few seconds."
 
@@ -40,6 +74,10 @@ def is_connection_failure(exc):
 
 
 def api_exception_handler(exc, context):
+    # Imported here: rest_framework.views loads the parser and renderer settings,
+    # and the parser imports this module.
+    from rest_framework.views import exception_handler as drf_exception_handler
+
     if isinstance(exc, DomainError):
         return Response({"detail": exc.detail}, status=exc.status_code)
     if isinstance(exc, RequestDataTooBig):

@@ -1,12 +1,9 @@
 """Rate limits.
 
-`auth` guards register and token against brute force. Its counters live in the
-`throttle` cache (the database), which every worker process and host shares, so
-the limit holds however many gunicorn processes run. `user` is a generous per-user
-limit on everything else, kept in process memory so it costs no query.
+`user` is a generous per-user limit on every API endpoint, kept in process memory
+so it costs no query. The auth endpoints' tight limit is `accounts.throttling`.
 """
 
-from django.core.cache import caches
 from rest_framework import throttling
 
 from .lru import LRU
@@ -40,14 +37,3 @@ class ProcessMemory:
 class UserRateThrottle(throttling.UserRateThrottle):
     scope = "user"
     cache = ProcessMemory()
-
-
-class AuthRateThrottle(throttling.SimpleRateThrottle):
-    scope = "auth"
-
-    @property
-    def cache(self):
-        return caches["throttle"]
-
-    def get_cache_key(self, request, view):
-        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}

@@ -1,6 +1,6 @@
 """The user throttle's process memory: histories kept unpickled, bounded, unshared."""
 
-from chatproject.throttling import ProcessMemory
+from core.throttling import ProcessMemory
 
 
 def test_get_gives_a_copy_that_the_caller_may_change():

@@ -10,7 +10,7 @@ what they decide (bench/README.md):
   its signature and claims are checked once per process, not once per request;
 - the user is still read from the database on every request (a deleted or
   deactivated user is refused at once), by a query compiled once
-  (`chatproject.compiled`).
+  (`core.compiled`).
 
 This module imports nothing of the project's views: DRF imports authentication
 classes while `rest_framework.views` is still loading.
@@ -94,4 +94,4 @@ class JWTAuthentication(authentication.JWTAuthentication):
 class JWTAuthenticationScheme(SimpleJWTScheme):
     """Describes this class in the OpenAPI schema as simplejwt's bearer scheme."""
 
-    target_class = "chatproject.authentication.JWTAuthentication"
+    target_class = "core.authentication.JWTAuthentication"

@@ -152,7 +152,7 @@ def test_deleted_users_refresh_token_is_401(anon_client, user):
 
 
 def test_token_endpoint_is_throttled(anon_client, user, settings):
-    from chatproject.throttling import AuthRateThrottle
+    from accounts.throttling import AuthRateThrottle
 
     rates = {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "auth": "3/minute"}
     AuthRateThrottle.THROTTLE_RATES = rates
@@ -170,7 +170,7 @@ def test_token_endpoint_is_throttled(anon_client, user, settings):
 
 
 def test_user_rate_is_throttled(api_client, settings):
-    from chatproject.throttling import UserRateThrottle
+    from core.throttling import UserRateThrottle
 
     UserRateThrottle.THROTTLE_RATES = {"user": "2/minute", "auth": "20/minute"}
     try:

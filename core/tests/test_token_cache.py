@@ -1,4 +1,4 @@
-"""Remembered access tokens (chatproject.authentication): cheaper, never more lenient.
+"""Remembered access tokens (core.authentication): cheaper, never more lenient.
 
 A token string that validated once is not decoded again, but it still expires at
 its `exp` with simplejwt's usual 401, its user is still read on every request
@@ -12,8 +12,8 @@ from rest_framework.test import APIClient
 from rest_framework_simplejwt.backends import TokenBackend
 from rest_framework_simplejwt.tokens import AccessToken
 
-from chatproject.authentication import VALIDATED_TOKENS_KEPT, _validated_token
 from conftest import client_for
+from core.authentication import VALIDATED_TOKENS_KEPT, _validated_token
 
 pytestmark = pytest.mark.django_db
 

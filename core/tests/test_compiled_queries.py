@@ -1,4 +1,4 @@
-"""Compiled reads (chatproject.compiled): the queryset's answer, compiled once.
+"""Compiled reads (core.compiled): the queryset's answer, compiled once.
 
 A compiled query must return exactly what evaluating its queryset with the values
 written in as literals returns (instances or named tuples, converters applied, so
@@ -20,9 +20,9 @@ from django.db.models.sql.compiler import SQLCompiler
 
 from chat.models import Conversation, Message
 from chat.views import MESSAGE_ROW_FIELDS, conversation_rows, message_rows
-from chatproject import compiled
-from chatproject.compiled import CompiledQueries, CompiledQuery, Param
-from chatproject.pagination import KeysetPagination
+from core import compiled
+from core.compiled import CompiledQueries, CompiledQuery, Param
+from core.pagination import KeysetPagination
 from tasks.models import Task
 from tasks.views import TASK_ROW_FIELDS, task_rows
 from testing.factories import ConversationFactory, TaskFactory, UserFactory, add_messages

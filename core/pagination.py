@@ -9,7 +9,7 @@ A view declares `keyset_orderings`, a mapping from the `?ordering=` values it
 accepts to the tuple of fields it sorts by (all ascending or all descending, the
 last one unique), and `default_keyset_ordering`.
 
-Page queries are compiled by `chatproject.compiled`: a view's hot list reads
+Page queries are compiled by `core.compiled`: a view's hot list reads
 (`paginate` with a shape) compile once per shape and run with each request's
 owner and cursor as parameters.
 """

@@ -1,0 +1,105 @@
+"""Accounts over HTTP: register, tokens (simplejwt), refresh with rotation, logout, me."""
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+from rest_framework_simplejwt.serializers import TokenObtainPairSerializer
+from rest_framework_simplejwt.views import TokenObtainPairView
+
+from .serializers import (
+    AccountSerializer,
+    RefreshSerializer,
+    RegisterSerializer,
+    TokenPairSerializer,
+    UserSerializer,
+)
+from .services import account_delete, blacklist_once, load_refresh_token, rotate_refresh_token
+from .throttling import AuthRateThrottle
+
+
+class PublicAuthView(APIView):
+    """An auth endpoint that takes no access token but still answers 401, not 403.
+
+    DRF turns 401 into 403 when a view has no authentication class to name in
+    WWW-Authenticate; these views name the Bearer scheme themselves.
+    """
+
+    permission_classes = [AllowAny]
+    authentication_classes = []
+
+    def get_authenticate_header(self, request):
+        return 'Bearer realm="api"'
+
+
+class RegisterView(PublicAuthView):
+    """Create an account. Throttled tightly (scope `auth`)."""
+
+    throttle_classes = [AuthRateThrottle]
+
+    @extend_schema(request=RegisterSerializer, responses={201: AccountSerializer})
+    def post(self, request):
+        serializer = RegisterSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        user = serializer.save()
+        return Response(
+            {"id": user.pk, "username": user.username, "email": user.email},
+            status=status.HTTP_201_CREATED,
+        )
+
+
+class TokenView(TokenObtainPairView):
+    """Obtain an access/refresh pair for a username and password."""
+
+    serializer_class = TokenObtainPairSerializer
+    authentication_classes = []
+    throttle_classes = [AuthRateThrottle]
+
+
+class TokenRefreshView(PublicAuthView):
+    """Trade a refresh token for a new pair; the old refresh token is blacklisted."""
+
+    @extend_schema(request=RefreshSerializer, responses={200: TokenPairSerializer})
+    def post(self, request):
+        serializer = RefreshSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        return Response(rotate_refresh_token(serializer.validated_data["refresh"]))
+
+
+class LogoutView(PublicAuthView):
+    """Blacklist a refresh token so it can never be used again.
+
+    The refresh token is proof enough: a client whose access token has expired can
+    still log out.
+    """
+
+    @extend_schema(
+        request=RefreshSerializer, responses={205: OpenApiResponse(description="Logged out.")}
+    )
+    def post(self, request):
+        serializer = RefreshSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        blacklist_once(load_refresh_token(serializer.validated_data["refresh"]))
+        return Response(status=status.HTTP_205_RESET_CONTENT)
+
+
+class MeView(APIView):
+    """The caller's account; DELETE removes it with all of its data."""
+
+    @extend_schema(responses={200: UserSerializer})
+    def get(self, request):
+        user = request.user
+        return Response(
+            {
+                "id": user.pk,
+                "username": user.username,
+                "email": user.email,
+                "date_joined": user.date_joined,
+            }
+        )
+
+    @extend_schema(responses={204: OpenApiResponse(description="Account deleted.")})
+    def delete(self, request):
+        account_delete(user=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -132,13 +132,17 @@ class ChatTurn(models.Model):
     succeeded, or running → failed → running again when a retry takes over; a
     running turn whose lease has expired (its process died) counts as failed. The
     messages a turn stores carry client ids derived from `key`, which makes each
-    step and each tool result storable once only. Changed only by `chat.turns`.
+    step and each tool result storable once only. A cancel sets
+    `cancel_requested_at`; the process running the turn sees it between the model's
+    deltas and before each tool call, and ends the turn `cancelled`. `cancelled` and
+    `succeeded` are final. Changed only by `chat.turns`.
     """
 
     class Status(models.TextChoices):
         RUNNING = "running"
         SUCCEEDED = "succeeded"
         FAILED = "failed"
+        CANCELLED = "cancelled"
 
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_turns"
@@ -155,6 +159,7 @@ class ChatTurn(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
     attempts = models.PositiveIntegerField(default=1)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
     error = models.CharField(max_length=500, blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
@@ -168,10 +173,79 @@ class ChatTurn(models.Model):
                 name="chatturn_owner_client_id_unique",
             ),
             models.CheckConstraint(
-                condition=Q(status__in=["running", "succeeded", "failed"]),
+                condition=Q(status__in=["running", "succeeded", "failed", "cancelled"]),
                 name="chatturn_status_valid",
             ),
+            # Referenced by the events' (turn_id, owner_id) key:
+            # chat/migrations/0004_turn_events.py.
+            models.UniqueConstraint(fields=["id", "owner"], name="chatturn_id_owner_unique"),
         ]
 
     def __str__(self):
         return f"turn {self.pk} ({self.status})"
+
+
+class TurnEvent(models.Model):
+    """One event of a chat turn's stream, as `GET chat/turns/{client_id}/events/` sends it.
+
+    `seq` numbers a turn's events 1, 2, 3, ... (the SSE `id`); the process that runs
+    the turn (it holds the turn's lease) is their only writer. A retry that takes a
+    failed turn over replaces its events: a turn's events are those of its latest
+    try. Events live as long as their turn (deleted with its conversation). `owner`
+    is the turn's owner, held so by the database as a message's is (a composite
+    foreign key on PostgreSQL, triggers on SQLite). Written only by `chat.turns`.
+    """
+
+    class Name(models.TextChoices):
+        STARTED = "turn.started"
+        DELTA = "message.delta"
+        TOOL_CALL = "tool.call"
+        TOOL_RESULT = "tool.result"
+        DONE = "turn.done"
+        FAILED = "turn.failed"
+        CANCELLED = "turn.cancelled"
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_turn_events"
+    )
+    turn = models.ForeignKey(
+        ChatTurn,
+        on_delete=models.CASCADE,
+        related_name="events",
+        db_index=False,  # served by turnevent_turn_seq_unique
+    )
+    seq = models.PositiveIntegerField()
+    name = models.CharField(max_length=32, choices=Name.choices)
+    data = models.JSONField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["turn", "seq"]
+        constraints = [
+            models.UniqueConstraint(fields=["turn", "seq"], name="turnevent_turn_seq_unique"),
+            models.CheckConstraint(condition=Q(seq__gte=1), name="turnevent_seq_gte_1"),
+            models.CheckConstraint(
+                condition=Q(
+                    name__in=[
+                        "turn.started",
+                        "message.delta",
+                        "tool.call",
+                        "tool.result",
+                        "turn.done",
+                        "turn.failed",
+                        "turn.cancelled",
+                    ]
+                ),
+                name="turnevent_name_valid",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.name} #{self.seq}"
+
+    @property
+    def is_last(self):
+        return self.name in TERMINAL_EVENTS
+
+
+TERMINAL_EVENTS = frozenset({TurnEvent.Name.DONE, TurnEvent.Name.FAILED, TurnEvent.Name.CANCELLED})

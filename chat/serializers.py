@@ -135,18 +135,32 @@ class ChatToolCallSerializer(serializers.Serializer):
 
 
 class ChatTurnResponseSerializer(serializers.Serializer):
-    """The answer of a chat turn (schema only; built by `chat_turn_data`)."""
+    """The answer of a chat turn (schema only; built by `chat.turns.outcome_data`)."""
 
     conversation_id = serializers.IntegerField()
     user_message = MessageSerializer()
-    assistant_message = MessageSerializer()
+    assistant_message = MessageSerializer(
+        allow_null=True, help_text="null only for a turn cancelled before it said anything."
+    )
     tool_calls = ChatToolCallSerializer(many=True)
+    status = serializers.ChoiceField(choices=["succeeded", "cancelled"])
 
 
-def chat_turn_data(outcome):
+class ChatTurnStatusSerializer(serializers.Serializer):
+    """A chat turn and where it stands (schema only; built by `turn_data`)."""
+
+    client_id = serializers.UUIDField()
+    conversation_id = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=["running", "succeeded", "failed", "cancelled"])
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+
+def turn_data(turn, status):
     return {
-        "conversation_id": outcome.conversation_id,
-        "user_message": message_data(outcome.user_message),
-        "assistant_message": message_data(outcome.assistant_message),
-        "tool_calls": outcome.tool_calls,
+        "client_id": turn.client_id,
+        "conversation_id": turn.conversation_id,
+        "status": status,
+        "created_at": turn.created_at,
+        "updated_at": turn.updated_at,
     }

@@ -27,9 +27,27 @@ A turn is a `ChatTurn` row and the messages it stores:
 On failure the turn is marked `failed` and the error (`AgentFailed` 502,
 `AgentTimeout`/`AgentUnavailable` 503) propagates; what was stored stays (the
 user's message, completed tool calls); errors are never stored as messages.
+
+4. Events (`chat.events`). Every try writes the turn's events as it goes, in the
+   transactions that store what they describe: `turn.started` with the claim,
+   `message.delta`s as the model speaks (coalesced), `tool.call` with a step,
+   `tool.result` with its result, and `turn.done` / `turn.failed` /
+   `turn.cancelled` with the turn's final status. A try that takes a failed turn
+   over replaces its events (they are numbered from 1 again) and sends the
+   stored steps it replays as events too. Any process streams them
+   (`chat.streams`).
+5. Cancel. `turn_cancel` records the request on the turn's row. The run sees it
+   before a tool call starts (under the turn's row lock, so no tool call starts
+   after a cancel was answered), when it would mark the turn succeeded (the same
+   UPDATE), and between the model's deltas and before asking the agent (at most
+   every `CANCEL_CHECK_SECONDS`). It then stores the reply so far, if any, and
+   marks the turn `cancelled`. A turn whose process died (lease expired) is
+   marked cancelled by the cancel itself.
 """
 
+import inspect
 import logging
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -37,17 +55,19 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
-from django.db import DatabaseError, IntegrityError, transaction
-from django.db.models import Q
+from django.db import DatabaseError, IntegrityError, close_old_connections, transaction
+from django.db.models import Max, Q
 from django.utils import timezone
 
-from core.errors import Conflict, Unprocessable
+from core.errors import Conflict, NotFound, Unprocessable
 from tasks import tools
 
 from . import services
 from .agents import Agent, AgentFailed, AgentTimeout, AgentUnavailable, get_agent
 from .agents.base import requested_calls, tool_results
-from .models import CONTENT_MAX_LENGTH, ChatTurn, Conversation, Message
+from .events import EventLog, ReplyText, as_json, fit
+from .models import ChatTurn, Message, TurnEvent
+from .serializers import message_data
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +76,8 @@ LEASE_MARGIN = timedelta(seconds=30)
 # Calls beyond this many in one step are dropped before they are stored.
 MAX_CALLS_PER_STEP = 8
 TITLE_LENGTH = 80
+# A running turn looks for a cancel request at most this often between deltas.
+CANCEL_CHECK_SECONDS = 0.5
 
 
 class TurnInProgress(Conflict):
@@ -63,6 +85,14 @@ class TurnInProgress(Conflict):
         "A chat turn with this client_id is still running; retry in a few seconds to get "
         "its answer."
     )
+
+
+class TurnNotFound(NotFound):
+    default_detail = "No such chat turn."
+
+
+class TurnCancelled(Exception):
+    """Raised inside a run when its turn's cancel request is seen."""
 
 
 class TurnClientIdReused(Unprocessable):
@@ -78,8 +108,9 @@ class TurnOutcome:
 
     conversation_id: int
     user_message: Message
-    assistant_message: Message
+    assistant_message: Message | None
     tool_calls: list = field(default_factory=list)
+    status: str = ChatTurn.Status.SUCCEEDED
 
 
 def chat_turn(
@@ -97,14 +128,116 @@ def chat_turn(
     `TurnInProgress` (409), `TurnClientIdReused` (422), `AgentFailed` (502),
     `AgentTimeout` or `AgentUnavailable` (503). Call outside any transaction.
     """
+    turn = turn_claim(
+        owner=owner, message=message, conversation_id=conversation_id, client_id=client_id
+    )
+    if turn.status == ChatTurn.Status.RUNNING:
+        return turn_run(turn, agent)
+    return turn_outcome(turn)
+
+
+def turn_claim(
+    *,
+    owner: AbstractBaseUser,
+    message: str,
+    conversation_id: int | None = None,
+    client_id: uuid.UUID | None = None,
+) -> ChatTurn:
+    """Store the user's message and claim the turn (step 1); returns the `ChatTurn`.
+
+    A turn returned `running` is this caller's to run with `turn_run` (its
+    `turn.started` event is stored); a `succeeded` or `cancelled` one is finished.
+    Raises what `chat_turn` raises before the agent runs (400, 404, 409, 422).
+    """
     content = services.clean_content(message)
     turn = _claim(
         owner=owner, content=content, conversation_id=conversation_id, client_id=client_id
     )
     turn.owner = owner
-    if turn.status != ChatTurn.Status.SUCCEEDED:
-        _run(turn, agent or get_agent())
-    return turn_outcome(turn)
+    return turn
+
+
+def turn_run(turn: ChatTurn, agent: Agent | None = None) -> TurnOutcome:
+    """Run a turn claimed by `turn_claim` to its end; returns its `TurnOutcome`.
+
+    Raises `AgentFailed`, `AgentTimeout` or `AgentUnavailable` after marking the
+    turn failed. A cancelled turn returns its outcome (status `cancelled`).
+    """
+    return _run(turn, agent)
+
+
+def turn_run_in_background(turn: ChatTurn) -> threading.Thread:
+    """Run a claimed turn in a thread of this process, independent of any request.
+
+    The request that started it may stream its events or go away: the turn runs
+    to its end either way (its outcome is in its events and messages).
+    """
+
+    def run():
+        try:
+            _run(turn, None)
+        except Exception:  # recorded on the turn (failed) and in its events
+            logger.info("chat turn %s ended with an error", turn.pk, exc_info=True)
+        finally:
+            close_old_connections()
+            from django.db import connection
+
+            connection.close()
+
+    thread = threading.Thread(target=run, name=f"chat-turn-{turn.pk}", daemon=True)
+    thread.start()
+    return thread
+
+
+def turn_get(*, owner: AbstractBaseUser, client_id) -> ChatTurn:
+    """The caller's turn started with `client_id`; `TurnNotFound` (404) otherwise."""
+    turn = ChatTurn.objects.filter(owner=owner, client_id=client_id).first()
+    if turn is None:
+        raise TurnNotFound()
+    return turn
+
+
+def turn_status(turn: ChatTurn) -> str:
+    """The status the API shows: a running turn whose lease expired has failed."""
+    if turn.status == ChatTurn.Status.RUNNING and (
+        turn.lease_expires_at is None or turn.lease_expires_at <= timezone.now()
+    ):
+        return ChatTurn.Status.FAILED
+    return turn.status
+
+
+def turn_cancel(*, owner: AbstractBaseUser, client_id) -> ChatTurn:
+    """Ask the caller's running turn to stop; returns the turn (`TurnNotFound` if none).
+
+    A finished turn is left as it is. A running turn whose process is alive stops
+    within `CANCEL_CHECK_SECONDS` of its next delta or step; one whose lease has
+    expired (its process died) is marked cancelled here, with its event.
+    """
+    with transaction.atomic():
+        turn = (
+            ChatTurn.objects.select_for_update(of=("self",))
+            .filter(owner=owner, client_id=client_id)
+            .first()
+        )
+        if turn is None:
+            raise TurnNotFound()
+        if turn.status != ChatTurn.Status.RUNNING:
+            return turn
+        now = timezone.now()
+        turn.cancel_requested_at = turn.cancel_requested_at or now
+        turn.updated_at = now
+        fields = ["cancel_requested_at", "updated_at"]
+        if turn.lease_expires_at is None or turn.lease_expires_at <= now:
+            turn.status = ChatTurn.Status.CANCELLED
+            turn.lease_expires_at = None
+            fields += ["status", "lease_expires_at"]
+        turn.save(update_fields=fields)
+        if turn.status == ChatTurn.Status.CANCELLED:
+            last = TurnEvent.objects.filter(turn=turn).aggregate(last=Max("seq"))["last"]
+            turn.owner = owner
+            events = EventLog(turn, next_seq=(last or 0) + 1)
+            events.add(TurnEvent.Name.CANCELLED, outcome_data(turn_outcome(turn)))
+    return turn
 
 
 def message_key(turn: ChatTurn, name: str) -> uuid.UUID:
@@ -160,7 +293,7 @@ def _take_over(turn, content, conversation_id):
         conversation_id is not None and str(conversation_id) != str(turn.conversation_id)
     ):
         raise TurnClientIdReused()
-    if turn.status == ChatTurn.Status.SUCCEEDED:
+    if turn.status in (ChatTurn.Status.SUCCEEDED, ChatTurn.Status.CANCELLED):
         return turn
     now = timezone.now()
     lease_alive = turn.lease_expires_at is not None and turn.lease_expires_at > now
@@ -171,6 +304,9 @@ def _take_over(turn, content, conversation_id):
     turn.lease_expires_at = now + _lease()
     turn.updated_at = now
     turn.save(update_fields=["status", "attempts", "lease_expires_at", "updated_at"])
+    # This try's events replace the last one's.
+    TurnEvent.objects.filter(turn=turn).delete()
+    _started(turn, turn.user_message)
     return turn
 
 
@@ -186,20 +322,37 @@ def _start(owner, content, conversation_id, client_id):
         client_id=client_id,
     )
     now = timezone.now()
-    return ChatTurn.objects.create(
+    turn = ChatTurn.objects.create(
         owner=owner,
         conversation_id=user_message.conversation_id,
         key=uuid.uuid4(),
-        client_id=client_id,
+        # A turn started without a client_id gets one, to be found by (API.md).
+        client_id=client_id or uuid.uuid4(),
         user_message=user_message,
         status=ChatTurn.Status.RUNNING,
         lease_expires_at=now + _lease(),
         created_at=now,
         updated_at=now,
     )
+    _started(turn, user_message)
+    return turn
 
 
-# --- 2. Run -------------------------------------------------------------------------
+def _started(turn, user_message):
+    """Write a try's first event; call in the claim's transaction."""
+    EventLog(turn, next_seq=1).add(
+        TurnEvent.Name.STARTED,
+        as_json(
+            {
+                "client_id": turn.client_id,
+                "conversation_id": turn.conversation_id,
+                "user_message": message_data(user_message),
+            }
+        ),
+    )
+
+
+# --- 2. Run ---
 
 
 @dataclass
@@ -244,71 +397,127 @@ def _load(turn):
     return state
 
 
+class Run:
+    """One try of a turn: the agent, the events it writes, the cancel checks."""
+
+    def __init__(self, turn, agent):
+        self.turn = turn
+        self.agent = agent
+        self.events = EventLog(turn, next_seq=2)
+        self.deadline = time.monotonic() + settings.CHAT_AGENT_TIMEOUT
+        self.checked_at = time.monotonic()
+        self.index = 0
+        self.reply = ReplyText()
+
+    def check_cancel(self, *, now=False):
+        """Raise `TurnCancelled` if the turn's cancel was requested (throttled unless `now`)."""
+        if not now and time.monotonic() - self.checked_at < CANCEL_CHECK_SECONDS:
+            return
+        self.checked_at = time.monotonic()
+        if ChatTurn.objects.filter(pk=self.turn.pk, cancel_requested_at__isnull=False).exists():
+            raise TurnCancelled()
+
+    def on_text(self, piece):
+        """The agent's callback for each piece of its text (or "" while it works)."""
+        self.events.delta(self.reply.add(piece))
+        self.check_cancel()
+
+
 def _run(turn, agent):
-    deadline = time.monotonic() + settings.CHAT_AGENT_TIMEOUT
+    run = Run(turn, None)
+    run.events.start()
     try:
-        _advance(turn, agent, deadline)
+        run.agent = agent or get_agent()
+        return _advance(run)
+    except TurnCancelled:
+        return _cancelled(run)
     except BaseException as exc:
-        _mark_failed(turn, exc)
+        _mark_failed(run, exc)
         raise
+    finally:
+        run.events.stop()
 
 
-def _advance(turn, agent, deadline):
+def _advance(run):
+    turn = run.turn
     state = _load(turn)
     rounds = _rounds()
     for index in range(rounds + 1):
+        run.index, run.reply = index, ReplyText()
         message = state.steps.get(index)
         if message is None:
-            step = _ask(agent, state.history, final=index >= rounds, deadline=deadline)
+            step = _ask(run, state.history, final=index >= rounds)
             with transaction.atomic():
                 message = _store_step(turn, index, step, used_ids=state.call_ids())
                 if not message.tool_calls:
-                    _mark_succeeded(turn, message)
+                    return _finish(run, state, message)
+                run.events.add(TurnEvent.Name.TOOL_CALL, _message_event(message))
         elif not message.tool_calls:
-            _mark_succeeded(turn, message)
-        if not message.tool_calls:
-            return
+            with transaction.atomic():
+                return _finish(run, state, message)
+        else:
+            run.events.add(TurnEvent.Name.TOOL_CALL, _message_event(message))
+        state.steps[index] = message
         state.history.append(message)
         for j, call in enumerate(requested_calls(message)):
-            result = state.results.get((index, j)) or _execute(turn, index, j, call)
+            result = state.results.get((index, j))
+            if result is None:
+                result = _execute(run, index, j, call)
+            else:
+                run.events.add(TurnEvent.Name.TOOL_RESULT, _message_event(result))
+            state.results[(index, j)] = result
             state.history.append(result)
     raise AgentFailed(f"The assistant did not finish within {rounds} rounds of tool calls.")
 
 
-def _ask(agent, history, *, final, deadline):
+def _message_event(message):
+    return {"message": as_json(message_data(message))}
+
+
+def _streams(agent):
+    """Whether `agent.next_step` takes `on_text` (agents that do not are sent whole)."""
+    try:
+        return "on_text" in inspect.signature(agent.next_step).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def _ask(run, history, *, final):
     """The agent's next step, checked; no transaction is open here."""
-    remaining = deadline - time.monotonic()
+    agent = run.agent
+    run.check_cancel()
+    remaining = run.deadline - time.monotonic()
     if remaining <= 0:
         raise AgentTimeout()
+    kwargs = {"on_text": run.on_text} if _streams(agent) else {}
     try:
         step = agent.next_step(
             history=list(history),
             tools=list(tools.TOOLS.values()),
             final=final,
             timeout=remaining,
+            **kwargs,
         )
-    except (AgentFailed, AgentTimeout, AgentUnavailable):
+    except (AgentFailed, AgentTimeout, AgentUnavailable, TurnCancelled):
         raise
     except Exception as exc:
         logger.exception("chat agent %s crashed", type(agent).__name__)
         raise AgentFailed() from exc
-    if time.monotonic() > deadline:
+    if time.monotonic() > run.deadline:
         raise AgentTimeout()
     if final and not step.is_reply:
         raise AgentFailed(f"The assistant did not finish within {_rounds()} rounds of tool calls.")
     if step.is_reply and not step.text.strip():
         raise AgentFailed("The assistant returned an empty answer.")
+    if step.is_reply and not kwargs:
+        run.events.delta(run.reply.add(step.text))
     return step
-
-
-def _fit(text):
-    return text if len(text) <= CONTENT_MAX_LENGTH else text[: CONTENT_MAX_LENGTH - 1] + "…"
 
 
 def _store_step(turn, index, step, *, used_ids):
     """Store the agent's step (or adopt the one a racing try stored under its key)."""
     if step.is_reply:
-        return _append(turn, f"step:{index}", role="assistant", content=_fit(step.text.strip()))
+        return _append(turn, f"step:{index}", role="assistant", content=fit(step.text.strip()))
     calls = []
     for j, call in enumerate(step.tool_calls[:MAX_CALLS_PER_STEP]):
         call_id = call.id[:64]
@@ -318,7 +527,7 @@ def _store_step(turn, index, step, *, used_ids):
         calls.append({"id": call_id, "name": call.name[:64], "arguments": call.arguments})
     names = ", ".join(dict.fromkeys(c["name"] for c in calls))
     content = step.text.strip() or f"Calling {names}."
-    return _append(turn, f"step:{index}", role="assistant", content=_fit(content), tool_calls=calls)
+    return _append(turn, f"step:{index}", role="assistant", content=fit(content), tool_calls=calls)
 
 
 def _append(turn, name, *, role, content, tool_calls=None):
@@ -338,60 +547,121 @@ def _append(turn, name, *, role, content, tool_calls=None):
     return message
 
 
-def _execute(turn, index, j, call):
-    """Run one stored call and store its result, in one transaction: at most once."""
+def _execute(run, index, j, call):
+    """Run one stored call and store its result, in one transaction: at most once.
+
+    The turn's row is locked first: two tries of the turn run a call one after the
+    other (the second finds the result stored), a cancel answered before this
+    point is seen here, and one that comes later waits until the result is stored.
+    A turn whose conversation was deleted is gone with it.
+    """
+    turn = run.turn
     client_id = message_key(turn, f"result:{index}:{j}")
     with transaction.atomic():
-        locked = (
-            Conversation.objects.select_for_update()
-            .filter(pk=turn.conversation_id)
-            .values_list("pk", flat=True)
+        cancel = list(
+            ChatTurn.objects.select_for_update()
+            .filter(pk=turn.pk)
+            .values_list("cancel_requested_at", flat=True)
         )
-        if not list(locked):
+        if not cancel:
             raise services.ConversationNotFound()
+        if cancel[0] is not None:
+            raise TurnCancelled()
         stored = Message.objects.filter(
             conversation_id=turn.conversation_id, client_id=client_id
         ).first()
-        if stored is not None:
-            return stored
-        result = tools.call_tool(owner=turn.owner, name=call.name, arguments=call.arguments)
-        message, _ = services.message_append(
-            owner=turn.owner,
-            conversation_id=turn.conversation_id,
-            role=Message.Role.TOOL,
-            content=tools.encode(result),
-            tool_calls=[{"id": call.id, "name": call.name, "result": result}],
-            client_id=client_id,
-        )
-        return message
+        if stored is None:
+            result = tools.call_tool(owner=turn.owner, name=call.name, arguments=call.arguments)
+            stored, _ = services.message_append(
+                owner=turn.owner,
+                conversation_id=turn.conversation_id,
+                role=Message.Role.TOOL,
+                content=tools.encode(result),
+                tool_calls=[{"id": call.id, "name": call.name, "result": result}],
+                client_id=client_id,
+            )
+        run.events.add(TurnEvent.Name.TOOL_RESULT, _message_event(stored))
+        return stored
 
 
-def _mark_succeeded(turn, reply):
+def _finish(run, state, reply):
+    """Mark the turn succeeded with `reply`, or cancelled with it if a cancel came first.
+
+    Call inside the transaction that stored `reply`.
+    """
+    turn = run.turn
+    run.events.delta(run.reply.rest(reply.content))
     now = timezone.now()
-    ChatTurn.objects.filter(pk=turn.pk).update(
+    succeeded = ChatTurn.objects.filter(pk=turn.pk, cancel_requested_at__isnull=True).update(
         status=ChatTurn.Status.SUCCEEDED,
         assistant_message=reply,
         lease_expires_at=None,
         error="",
         updated_at=now,
     )
-    turn.status = ChatTurn.Status.SUCCEEDED
+    status = ChatTurn.Status.SUCCEEDED if succeeded else ChatTurn.Status.CANCELLED
+    if not succeeded:
+        _mark_cancelled(turn, reply, now)
+    turn.status = status
     turn.assistant_message = reply
     turn.lease_expires_at = None
+    state.steps[run.index] = reply
+    outcome = _outcome(turn, state.steps, state.results, reply)
+    name = TurnEvent.Name.DONE if succeeded else TurnEvent.Name.CANCELLED
+    run.events.add(name, outcome_data(outcome))
+    return outcome
 
 
-def _mark_failed(turn, exc):
+def _mark_cancelled(turn, reply, now):
+    ChatTurn.objects.filter(pk=turn.pk).update(
+        status=ChatTurn.Status.CANCELLED,
+        assistant_message=reply,
+        lease_expires_at=None,
+        updated_at=now,
+    )
+
+
+def _cancelled(run):
+    """End a cancelled run: store the reply so far (if any) and mark the turn cancelled."""
+    turn = run.turn
+    text = run.reply.final()
+    with transaction.atomic():
+        reply = None
+        if text:
+            reply = _append(turn, f"step:{run.index}", role="assistant", content=text)
+            run.events.delta(run.reply.rest(reply.content))
+        else:
+            run.events.discard()
+        _mark_cancelled(turn, reply, timezone.now())
+        turn.status = ChatTurn.Status.CANCELLED
+        turn.assistant_message = reply
+        turn.lease_expires_at = None
+        outcome = turn_outcome(turn)
+        run.events.add(TurnEvent.Name.CANCELLED, outcome_data(outcome))
+    return outcome
+
+
+def _mark_failed(run, exc):
     """Record the failure, unless a newer try has taken the turn over meanwhile."""
+    turn = run.turn
     detail = str(getattr(exc, "detail", "") or type(exc).__name__)
+    status = getattr(exc, "status_code", 502)
     try:
-        ChatTurn.objects.filter(
-            pk=turn.pk, status=ChatTurn.Status.RUNNING, attempts=turn.attempts
-        ).update(
-            status=ChatTurn.Status.FAILED,
-            lease_expires_at=None,
-            error=detail[:500],
-            updated_at=timezone.now(),
-        )
+        with transaction.atomic():
+            marked = ChatTurn.objects.filter(
+                pk=turn.pk, status=ChatTurn.Status.RUNNING, attempts=turn.attempts
+            ).update(
+                status=ChatTurn.Status.FAILED,
+                lease_expires_at=None,
+                error=detail[:500],
+                updated_at=timezone.now(),
+            )
+            if marked:
+                run.events.discard()
+                run.events.add(
+                    TurnEvent.Name.FAILED,
+                    {"status": status if status in (502, 503) else 502, "detail": detail},
+                )
     except DatabaseError:
         logger.warning("could not mark chat turn %s failed; its lease will expire", turn.pk)
 
@@ -400,9 +670,9 @@ def _mark_failed(turn, exc):
 
 
 def turn_outcome(turn: ChatTurn) -> TurnOutcome:
-    """The answer of a succeeded turn, built from its stored messages (one query)."""
+    """The answer of a finished turn, built from its stored messages (one query)."""
     keys = _keys(turn)
-    steps, results, reply = {}, {}, None
+    steps, results = {}, {}
     for message in Message.objects.filter(
         conversation_id=turn.conversation_id, client_id__in=list(keys)
     ):
@@ -411,8 +681,16 @@ def turn_outcome(turn: ChatTurn) -> TurnOutcome:
             steps[i] = message
         else:
             results[(i, j)] = message
-        if message.pk == turn.assistant_message_id:
-            reply = message
+    reply = None
+    if turn.assistant_message_id is not None:
+        reply = next((m for m in steps.values() if m.pk == turn.assistant_message_id), None)
+        if reply is None:
+            # Stored at a step beyond today's CHAT_MAX_TOOL_ROUNDS (the setting went down).
+            reply = Message.objects.get(pk=turn.assistant_message_id)
+    return _outcome(turn, steps, results, reply)
+
+
+def _outcome(turn, steps, results, reply):
     calls = []
     for i in sorted(steps):
         for j, call in enumerate(requested_calls(steps[i])):
@@ -426,12 +704,25 @@ def turn_outcome(turn: ChatTurn) -> TurnOutcome:
                     "result": entries[0][2] if entries else None,
                 }
             )
-    if reply is None:
-        # Stored at a step beyond today's CHAT_MAX_TOOL_ROUNDS (the setting went down).
-        reply = Message.objects.get(pk=turn.assistant_message_id)
     return TurnOutcome(
         conversation_id=turn.conversation_id,
         user_message=turn.user_message,
         assistant_message=reply,
         tool_calls=calls,
+        status=turn.status,
+    )
+
+
+def outcome_data(outcome: TurnOutcome) -> dict:
+    """The API's answer for a finished turn (the body of `POST chat/`, and of its
+    `turn.done` / `turn.cancelled` event), as JSON values."""
+    reply = outcome.assistant_message
+    return as_json(
+        {
+            "conversation_id": outcome.conversation_id,
+            "user_message": message_data(outcome.user_message),
+            "assistant_message": None if reply is None else message_data(reply),
+            "tool_calls": outcome.tool_calls,
+            "status": outcome.status,
+        }
     )

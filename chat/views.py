@@ -3,25 +3,32 @@ import functools
 from django.db.models import TextField
 from django.db.models.functions import Cast
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
 from rest_framework import mixins, status, viewsets
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import NotAcceptable, ValidationError
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.compiled import Param
 
-from . import services, turns
-from .models import Conversation, Message
+from . import services, streams, turns
+from .models import ChatTurn, Conversation, Message
 from .serializers import (
     ChatTurnResponseSerializer,
     ChatTurnSerializer,
+    ChatTurnStatusSerializer,
     ConversationSerializer,
     MessageSerializer,
-    chat_turn_data,
     conversation_data,
     message_data,
     message_row_data,
+    turn_data,
 )
 
 CONVERSATION_ROW_FIELDS = ("id", "title", "created_at", "updated_at", "message_count")
@@ -186,17 +193,150 @@ class MessageViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, viewsets.Ge
         )
 
 
+class StreamOrJSON(DefaultContentNegotiation):
+    """JSON for every answer that is not a stream, whatever the Accept header says.
+
+    The views below answer `text/event-stream` themselves (a StreamingHttpResponse);
+    every error, also to a request that asked for a stream, is JSON (API.md).
+    """
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        try:
+            return super().select_renderer(request, renderers, format_suffix)
+        except NotAcceptable:
+            return renderers[0], renderers[0].media_type
+
+
+def wants_stream(request):
+    return "text/event-stream" in request.headers.get("Accept", "")
+
+
+def last_event_id(request):
+    """`Last-Event-ID` (or `?after=`) as an int >= 0; 0 without either; 400 if bad."""
+    value = request.headers.get("Last-Event-ID")
+    if value is None:
+        value = request.query_params.get("after", "0")
+    try:
+        after = int(value)
+        if not 0 <= after <= 2**31 - 1:
+            raise ValueError
+    except ValueError:
+        raise ValidationError(
+            {"after": ["Last-Event-ID and ?after= must be a whole number from 0 to 2147483647."]}
+        ) from None
+    return after
+
+
+SSE_EVENTS = """Server-Sent Events, each with an `id:` (1, 2, 3, ... within the turn), an
+`event:` name and one line of JSON `data:`:
+
+- `turn.started` `{"client_id", "conversation_id", "user_message"}`: first.
+- `message.delta` `{"delta"}`: a piece of the reply text, in order; those after the
+  last `tool.result` concatenate to exactly the stored reply.
+- `tool.call` `{"message"}`: the assistant message with `tool_calls`, as stored.
+- `tool.result` `{"message"}`: a tool message with its result, as stored.
+- `turn.done`: the non-streaming answer (status `succeeded`); last.
+- `turn.failed` `{"status": 502 | 503, "detail"}`: last, when the agent failed.
+- `turn.cancelled`: the non-streaming answer (status `cancelled`, `assistant_message`
+  possibly null); last.
+
+A comment line (`: keep-alive`) is sent at least every 15 s while nothing else is."""
+
+
+def sse_response(description):
+    return OpenApiResponse(
+        response={"type": "string", "description": SSE_EVENTS},
+        description=description,
+    )
+
+
 class ChatTurnView(APIView):
     """One chat turn: store the message, let the agent use the task tools, answer.
 
-    Safe to retry with the same `client_id`; see `chat.turns`.
+    Safe to retry with the same `client_id`; see `chat.turns`. With `Accept:
+    text/event-stream` the turn runs in a thread of this process and the answer
+    streams its events (`chat.streams`); what is refused before the turn starts is
+    a JSON answer as usual.
     """
+
+    content_negotiation_class = StreamOrJSON
 
     # The error answers (400, 404, 409, 422, 502, 503, ...) are added to the schema
     # by core.schema.add_error_responses.
-    @extend_schema(request=ChatTurnSerializer, responses={200: ChatTurnResponseSerializer})
+    @extend_schema(
+        request=ChatTurnSerializer,
+        responses={
+            (200, "application/json"): ChatTurnResponseSerializer,
+            (200, "text/event-stream"): sse_response(
+                "With `Accept: text/event-stream`: the turn's events as it runs."
+            ),
+        },
+    )
     def post(self, request):
         serializer = ChatTurnSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        outcome = turns.chat_turn(owner=request.user, **serializer.validated_data)
-        return Response(chat_turn_data(outcome))
+        if not wants_stream(request):
+            outcome = turns.chat_turn(owner=request.user, **serializer.validated_data)
+            return Response(turns.outcome_data(outcome))
+        turn = turns.turn_claim(owner=request.user, **serializer.validated_data)
+        if turn.status == ChatTurn.Status.RUNNING:
+            turns.turn_run_in_background(turn)
+        return streams.event_stream(request, turn, after=0)
+
+
+TURN_PATH = [OpenApiParameter("client_id", OpenApiTypes.UUID, OpenApiParameter.PATH)]
+
+
+class TurnView(APIView):
+    """A chat turn of the caller, by the client_id that started it."""
+
+    content_negotiation_class = StreamOrJSON
+
+    @extend_schema(parameters=TURN_PATH, responses={200: ChatTurnStatusSerializer})
+    def get(self, request, client_id):
+        turn = turns.turn_get(owner=request.user, client_id=client_id)
+        return Response(turn_data(turn, turns.turn_status(turn)))
+
+
+class TurnEventsView(APIView):
+    """A chat turn's events as Server-Sent Events: replayed after an id, then followed."""
+
+    content_negotiation_class = StreamOrJSON
+
+    @extend_schema(
+        parameters=[
+            *TURN_PATH,
+            OpenApiParameter(
+                "after",
+                {"type": "integer", "minimum": 0, "maximum": 2**31 - 1},
+                description="Only the events with an id above N (as the Last-Event-ID header).",
+            ),
+            OpenApiParameter(
+                "Last-Event-ID",
+                {"type": "integer", "minimum": 0, "maximum": 2**31 - 1},
+                OpenApiParameter.HEADER,
+                description="The id of the last event the client saw.",
+            ),
+        ],
+        responses={
+            (200, "text/event-stream"): sse_response(
+                "The turn's events after the given id; a running turn is followed to "
+                "its last event, a finished turn's end at once."
+            )
+        },
+    )
+    def get(self, request, client_id):
+        after = last_event_id(request)
+        turn = turns.turn_get(owner=request.user, client_id=client_id)
+        return streams.event_stream(request, turn, after=after)
+
+
+class TurnCancelView(APIView):
+    """Stop a running chat turn of the caller, wherever it runs."""
+
+    content_negotiation_class = StreamOrJSON
+
+    @extend_schema(parameters=TURN_PATH, request=None, responses={200: ChatTurnStatusSerializer})
+    def post(self, request, client_id):
+        turn = turns.turn_cancel(owner=request.user, client_id=client_id)
+        return Response(turn_data(turn, turns.turn_status(turn)))

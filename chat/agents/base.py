@@ -70,7 +70,7 @@ class Step:
 
 
 class Agent(Protocol):
-    def next_step(self, *, history, tools, final: bool, timeout: float) -> Step:
+    def next_step(self, *, history, tools, final: bool, timeout: float, on_text=None) -> Step:
         """The next step after `history` (stored `chat.models.Message`s, oldest first).
 
         `history` is a bounded window of the conversation, then the user's message
@@ -80,6 +80,12 @@ class Agent(Protocol):
         the `tasks.tools.Tool`s on offer. With `final` the step must be a reply.
         Raises `AgentFailed`, `AgentTimeout` or `AgentUnavailable`; must return
         within `timeout` seconds.
+
+        `on_text` (optional: agents without the parameter are sent whole) is called
+        with each piece of the step's text as the model produces it, in order, so
+        that the pieces concatenate to `Step.text` before stripping; and with ""
+        while the model works without text (tool-call deltas), so the turn can
+        check for a cancel. Whatever `on_text` raises must propagate.
         """
         ...
 

@@ -3,8 +3,10 @@
 Configured by the environment: `OPENAI_API_KEY` (any non-empty value for servers
 that need none, such as a local Ollama), `OPENAI_BASE_URL` (e.g.
 http://localhost:11434/v1) and `settings.CHAT_MODEL`. One `next_step` is one
-Chat Completions request, with the time left in the turn as its timeout and no
-retries inside the SDK: the turn itself is retry-safe, so a client retries it.
+streamed Chat Completions request (`stream=True`: its text is passed to
+`on_text` as it arrives, its tool calls are put together from their deltas),
+with the time left in the turn as its timeout and no retries inside the SDK:
+the turn itself is retry-safe, so a client retries it.
 
 Chat Completions rather than the OpenAI Agents SDK: the Agents SDK owns the tool
 loop (it runs the tools itself, keeps its own session state and traces to OpenAI
@@ -17,6 +19,7 @@ OpenAI-compatible server (Ollama, vLLM, LiteLLM) speaks.
 import json
 import logging
 import os
+import time
 
 from django.conf import settings
 from django.utils import timezone
@@ -138,18 +141,28 @@ class OpenAIAgent:
             api_key=self.api_key, base_url=self.base_url, timeout=timeout, max_retries=0
         )
 
-    def next_step(self, *, history, tools, final, timeout):
+    def next_step(self, *, history, tools, final, timeout, on_text=None):
         import openai
 
         system = SYSTEM_PROMPT.format(today=timezone.now().date().isoformat())
+        deadline = time.monotonic() + timeout
+        answer = StreamedAnswer()
         try:
             with self.client(timeout) as client:
-                completion = client.chat.completions.create(
+                stream = client.chat.completions.create(
                     model=self.model,
                     messages=[{"role": "system", "content": system}, *chat_messages(history)],
                     tools=tool_specs(tools),
                     tool_choice="none" if final else "auto",
+                    stream=True,
                 )
+                with stream:
+                    for chunk in stream:
+                        text = answer.add(chunk)
+                        if on_text is not None:
+                            on_text(text)
+                        if time.monotonic() > deadline:
+                            raise AgentTimeout()
         except openai.APITimeoutError:
             raise AgentTimeout() from None
         except openai.APIConnectionError as exc:
@@ -165,28 +178,63 @@ class OpenAIAgent:
         except openai.OpenAIError as exc:
             logger.warning("model call failed: %s", exc)
             raise AgentFailed("The model's answer could not be read.") from None
-        return self.step_of(completion, final=final)
+        return self.step_of(answer, final=final)
 
-    def step_of(self, completion, *, final):
-        if not completion.choices:
+    def step_of(self, answer, *, final):
+        if not answer.chunks:
             raise AgentFailed("The model returned no answer.")
-        message = completion.choices[0].message
-        text = (message.content or "").strip()
-        calls = [] if final else (message.tool_calls or [])
+        text = answer.text.strip()
+        calls = [] if final else answer.calls()
         tool_calls = tuple(
             ToolCall(
-                id=call.id or f"call_{index}",
-                name=call.function.name,
-                arguments=parse_arguments(call.function.arguments),
+                id=call_id or f"call_{index}",
+                name=name,
+                arguments=parse_arguments(arguments),
             )
-            for index, call in enumerate(calls)
-            if getattr(call, "function", None) is not None
+            for index, (call_id, name, arguments) in enumerate(calls)
+            if name
         )
         if not tool_calls and not text:
-            if final and message.tool_calls:
+            if final and answer.calls():
                 raise AgentFailed(
                     f"The assistant did not finish within {settings.CHAT_MAX_TOOL_ROUNDS} "
                     "rounds of tool calls."
                 )
             raise AgentFailed("The model returned an empty answer.")
         return Step(text=text, tool_calls=tool_calls)
+
+
+class StreamedAnswer:
+    """The first choice of a streamed completion, put together from its chunks.
+
+    Text arrives as `delta.content` pieces; each tool call as pieces keyed by its
+    `index`: the first carries its id and name, the following ones more of its
+    arguments' JSON text.
+    """
+
+    def __init__(self):
+        self.chunks = 0
+        self.text = ""
+        self.tool_calls = {}
+
+    def add(self, chunk):
+        """Take a chunk; returns its text ("" if it has none)."""
+        self.chunks += 1
+        choices = getattr(chunk, "choices", None) or []
+        delta = getattr(choices[0], "delta", None) if choices else None
+        if delta is None:
+            return ""
+        for call in getattr(delta, "tool_calls", None) or []:
+            entry = self.tool_calls.setdefault(call.index or 0, ["", "", ""])
+            function = getattr(call, "function", None)
+            entry[0] = entry[0] or (call.id or "")
+            if function is not None:
+                entry[1] += function.name or ""
+                entry[2] += function.arguments or ""
+        text = getattr(delta, "content", None) or ""
+        self.text += text
+        return text
+
+    def calls(self):
+        """`(id, name, arguments text)` of each tool call, in index order."""
+        return [tuple(self.tool_calls[index]) for index in sorted(self.tool_calls)]

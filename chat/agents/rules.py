@@ -405,10 +405,28 @@ class Plan:
         return self.call(tool, {"task_id": found[0]["id"], **arguments})
 
 
-class RulesAgent:
-    """Plans tool calls from the user's message with patterns; see the module docstring."""
+def pieces(text, words=3):
+    """`text` in pieces of a few words each (with their spaces), as a model streams."""
+    tokens = re.findall(r"\s*\S+", text) or [text]
+    tokens[-1] += text[len("".join(tokens)) :]
+    return ["".join(tokens[i : i + words]) for i in range(0, len(tokens), words)]
 
-    def next_step(self, *, history, tools, final, timeout):
+
+class RulesAgent:
+    """Plans tool calls from the user's message with patterns; see the module docstring.
+
+    Its reply is sent to `on_text` in pieces of a few words, so streams are
+    exercised offline as a model's would be.
+    """
+
+    def next_step(self, *, history, tools, final, timeout, on_text=None):
+        step = self._step(history, final)
+        if on_text is not None and step.is_reply:
+            for piece in pieces(step.text):
+                on_text(piece)
+        return step
+
+    def _step(self, history, final):
         users = [i for i, m in enumerate(history) if m.role == "user"]
         if not users:
             return Step(text=HELP)

@@ -249,7 +249,7 @@ def test_a_stale_try_does_not_mark_a_newer_try_failed(api_client):
     stale = ChatTurn.objects.get()
     stale.attempts = 1
 
-    turns._mark_failed(stale, AgentFailed())
+    turns._mark_failed(turns.Run(stale, None), AgentFailed())
 
     assert ChatTurn.objects.get().status == "running"
 

@@ -1,13 +1,11 @@
 """The openai agent through the real SDK against a fake OpenAI-compatible server.
 
-The fake is a real HTTP server on loopback that answers POST /v1/chat/completions
-from a script (tool calls, text, errors, silence) and records every request.
+The fake (`testing.fake_openai`) is a real HTTP server on loopback that answers
+POST /v1/chat/completions from a script (tool calls, text, errors, silence),
+streamed as the agent asks (`stream=True`), and records every request.
 """
 
-import json
-import threading
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -15,92 +13,10 @@ from chat.agents.openai_agent import chat_messages
 from chat.models import ChatTurn, Message
 from tasks.models import Task
 from testing.factories import ConversationFactory, TaskFactory
+from testing.fake_openai import FakeOpenAI, Silence, text_reply, tool_reply
 from testing.pgserver import free_port
 
 URL = "/api/v1/chat/"
-
-
-def tool_reply(*calls):
-    """A completion asking for `calls`: (id, name, arguments dict or raw text)."""
-    return {
-        "content": None,
-        "tool_calls": [
-            {
-                "id": call_id,
-                "type": "function",
-                "function": {
-                    "name": name,
-                    "arguments": args if isinstance(args, str) else json.dumps(args),
-                },
-            }
-            for call_id, name, args in calls
-        ],
-    }
-
-
-def text_reply(text):
-    return {"content": text}
-
-
-class Silence:
-    """Answer nothing until the test ends."""
-
-
-class FakeOpenAI:
-    def __init__(self):
-        self.script = []
-        self.requests = []
-        self.release = threading.Event()
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                fake.requests.append(
-                    {"path": self.path, "authorization": self.headers["Authorization"], **body}
-                )
-                step = fake.script.pop(0) if fake.script else text_reply("Done.")
-                if isinstance(step, Silence):
-                    fake.release.wait(30)
-                    return
-                status, payload = step if isinstance(step, tuple) else (200, completion(step))
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-        threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        ).start()
-
-    def close(self):
-        self.release.set()
-        self.server.shutdown()
-        self.server.server_close()
-
-
-def completion(message):
-    return {
-        "id": "chatcmpl-test",
-        "object": "chat.completion",
-        "created": 0,
-        "model": "fake-model",
-        "choices": [
-            {
-                "index": 0,
-                "finish_reason": "tool_calls" if message.get("tool_calls") else "stop",
-                "message": {"role": "assistant", **message},
-            }
-        ],
-    }
 
 
 @pytest.fixture

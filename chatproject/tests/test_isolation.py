@@ -16,7 +16,8 @@ import pytest
 from django.test import Client
 from django.test.utils import override_settings
 
-from chat.models import Conversation, Message
+from chat import turns
+from chat.models import ChatTurn, Conversation, Message, TurnEvent
 from conftest import client_for
 from tasks.models import Task
 from testing.factories import ConversationFactory, TaskFactory, UserFactory, add_messages
@@ -131,10 +132,15 @@ class World:
         # B owns objects too, so B's lists are not trivially empty.
         TaskFactory(owner=self.b, title="bob's own task")
         add_messages(ConversationFactory(owner=self.b, title="bob's chat"), 1)
+        outcome = turns.chat_turn(
+            owner=self.a, message=f"{SECRET} turn", conversation_id=self.conversation.pk
+        )
+        self.turn = ChatTurn.objects.get(user_message=outcome.user_message)
         self.ids = {
             "tasks": self.task.pk,
             "conversations": self.conversation.pk,
             "messages": self.messages[0].pk,
+            "turns": self.turn.client_id,
         }
 
     def id_for(self, collection, where):
@@ -154,6 +160,8 @@ class World:
                 Conversation.objects.filter(owner=self.a).order_by("pk").values()
             ),
             "messages": list(Message.objects.filter(owner=self.a).order_by("pk").values()),
+            "turns": list(ChatTurn.objects.filter(owner=self.a).order_by("pk").values()),
+            "events": list(TurnEvent.objects.filter(owner=self.a).order_by("pk").values()),
         }
 
     def build(self, method, path):
@@ -216,6 +224,7 @@ def test_missing_object_is_404_for_its_would_be_owner(world, method, path):
     url, body = world.build(method, path)
     for missing in (2**31 - 1, 2**63 - 1, 10**30):
         missing_url = re.sub(r"/\d+/", f"/{missing}/", url, count=1)
+        missing_url = missing_url.replace(str(world.turn.client_id), str(uuid.uuid4()))
         response = send(client_for(world.a), method, missing_url, body)
         assert response.status_code == 404, (missing_url, response.status_code, response.content)
 

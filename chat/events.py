@@ -1,0 +1,140 @@
+"""A chat turn's events: written by the process that runs the turn, read by any.
+
+The events of a turn are rows of `TurnEvent`, numbered 1, 2, 3, ... in the order
+the turn wrote them; the database is the only channel between the process that
+runs a turn and the processes that stream it. `EventLog` is the writer a turn's
+run holds (its lease makes it the only one). It coalesces the model's text: one
+`message.delta` row per `FLUSH_SECONDS` or `FLUSH_CHARS` characters, whichever
+comes first, instead of one per token.
+
+`ReplyText` decides what text may be sent while the model still speaks: the
+stored reply is the model's text stripped (and cut at the content limit), so
+leading and trailing blanks are held back until more text shows they are inside
+the reply. Whatever is sent is a prefix of the reply, and `ReplyText.rest`
+gives the remainder once the reply is known: the deltas concatenate to exactly
+the stored reply.
+
+In-process followers do not poll the database while nothing changes: a turn run
+in this process bumps `version(turn_pk)` after each committed write.
+"""
+
+import threading
+import time
+
+import orjson
+from django.db import transaction
+
+from core.renderers import FastJSONRenderer
+
+from .models import CONTENT_MAX_LENGTH, TurnEvent
+
+FLUSH_SECONDS = 0.1
+FLUSH_CHARS = 200
+
+_versions = {}
+_versions_lock = threading.Lock()
+
+
+def version(turn_pk):
+    """This process's write counter of a turn it runs, or None if it runs elsewhere."""
+    return _versions.get(turn_pk)
+
+
+def _bump(turn_pk):
+    with _versions_lock:
+        if turn_pk in _versions:
+            _versions[turn_pk] += 1
+
+
+def as_json(value):
+    """`value` as the API renders it (timestamps with `Z`, UUIDs as text), parsed back."""
+    return orjson.loads(FastJSONRenderer().render(value))
+
+
+def fit(text):
+    """The stored form of a reply: its text, cut to the content limit."""
+    return text if len(text) <= CONTENT_MAX_LENGTH else text[: CONTENT_MAX_LENGTH - 1] + "…"
+
+
+class ReplyText:
+    """The model's text of one step, and how much of it is safe to send."""
+
+    def __init__(self):
+        self.raw = ""
+        self.sent = 0
+
+    def add(self, piece):
+        """Take a piece of the model's text; returns the part that may be sent now."""
+        self.raw += piece
+        safe = self.raw.strip()[: CONTENT_MAX_LENGTH - 1]
+        out, self.sent = safe[self.sent :], max(self.sent, len(safe))
+        return out
+
+    def final(self):
+        """The reply as it is stored, from the text received so far."""
+        return fit(self.raw.strip())
+
+    def rest(self, reply):
+        """What is left to send of `reply` (the stored reply) after what was sent."""
+        return reply[self.sent :]
+
+
+class EventLog:
+    """Writes the events of one try of a turn; see the module docstring.
+
+    Call `add` inside the transaction that stores what the event describes, so an
+    event is visible exactly when its effect is. `delta` writes outside any.
+    """
+
+    def __init__(self, turn, *, next_seq):
+        self.turn = turn
+        self.seq = next_seq - 1
+        self.pending = []
+        self.pending_chars = 0
+        self.flushed_at = time.monotonic()
+
+    def start(self):
+        """Register the turn as run by this process (see `version`)."""
+        with _versions_lock:
+            _versions.setdefault(self.turn.pk, 0)
+
+    def stop(self):
+        with _versions_lock:
+            _versions.pop(self.turn.pk, None)
+
+    def add(self, name, data):
+        """Write the pending text (if any) and this event, in one statement."""
+        rows = [*self._pending_rows(), self._row(name, data)]
+        TurnEvent.objects.bulk_create(rows)
+        transaction.on_commit(lambda: _bump(self.turn.pk))
+
+    def delta(self, text):
+        if not text:
+            return
+        self.pending.append(text)
+        self.pending_chars += len(text)
+        if self.pending_chars >= FLUSH_CHARS or time.monotonic() - self.flushed_at >= FLUSH_SECONDS:
+            self.flush()
+
+    def flush(self):
+        rows = self._pending_rows()
+        if rows:
+            TurnEvent.objects.bulk_create(rows)
+            transaction.on_commit(lambda: _bump(self.turn.pk))
+
+    def discard(self):
+        self.pending, self.pending_chars = [], 0
+
+    def _pending_rows(self):
+        if not self.pending:
+            return []
+        text = "".join(self.pending)
+        self.discard()
+        self.flushed_at = time.monotonic()
+        return [self._row(TurnEvent.Name.DELTA, {"delta": text})]
+
+    def _row(self, name, data):
+        self.seq += 1
+        return TurnEvent(
+            owner_id=self.turn.owner_id, turn_id=self.turn.pk, seq=self.seq, name=name, data=data
+        )

@@ -6,6 +6,7 @@ SECRET_KEY rather than silently using a default.
 """
 
 import os
+import tempfile
 from datetime import timedelta
 from pathlib import Path
 
@@ -125,6 +126,13 @@ else:
             "timeout": 20,
             "transaction_mode": "IMMEDIATE",
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        },
+        # Tests get a file too, not Django's shared in-memory database: a streamed
+        # chat turn runs in a thread with its own connection, and threads sharing an
+        # in-memory database fail with "table is locked" instead of waiting.
+        "TEST": {
+            "NAME": os.environ.get("SQLITE_TEST_PATH")
+            or os.path.join(tempfile.gettempdir(), f"chat-test-{os.getpid()}.sqlite3")
         },
     }
 

@@ -450,11 +450,11 @@ def _advance(run):
             with transaction.atomic():
                 message = _store_step(turn, index, step, used_ids=state.call_ids())
                 if not message.tool_calls:
-                    return _finish(run, state, message)
+                    return _finish(run, message)
                 run.events.add(TurnEvent.Name.TOOL_CALL, _message_event(message))
         elif not message.tool_calls:
             with transaction.atomic():
-                return _finish(run, state, message)
+                return _finish(run, message)
         else:
             run.events.add(TurnEvent.Name.TOOL_CALL, _message_event(message))
         state.steps[index] = message
@@ -584,7 +584,7 @@ def _execute(run, index, j, call):
         return stored
 
 
-def _finish(run, state, reply):
+def _finish(run, reply):
     """Mark the turn succeeded with `reply`, or cancelled with it if a cancel came first.
 
     Call inside the transaction that stored `reply`.
@@ -605,8 +605,9 @@ def _finish(run, state, reply):
     turn.status = status
     turn.assistant_message = reply
     turn.lease_expires_at = None
-    state.steps[run.index] = reply
-    outcome = _outcome(turn, state.steps, state.results, reply)
+    # Read back rather than built from memory: the first answer is then byte for
+    # byte what a retry answers (PostgreSQL's jsonb orders the keys of tool data).
+    outcome = turn_outcome(turn)
     name = TurnEvent.Name.DONE if succeeded else TurnEvent.Name.CANCELLED
     run.events.add(name, outcome_data(outcome))
     return outcome

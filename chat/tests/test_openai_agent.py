@@ -5,16 +5,19 @@ POST /v1/chat/completions from a script (tool calls, text, errors, silence),
 streamed as the agent asks (`stream=True`), and records every request.
 """
 
+import time
 import uuid
 
 import pytest
 
+from chat import events
 from chat.agents.openai_agent import chat_messages
 from chat.models import ChatTurn, Message
 from tasks.models import Task
 from testing.factories import ConversationFactory, TaskFactory
 from testing.fake_openai import FakeOpenAI, Silence, text_reply, tool_reply
 from testing.pgserver import free_port
+from testing.sse import parse
 
 URL = "/api/v1/chat/"
 
@@ -270,3 +273,69 @@ def test_history_sent_to_the_model_is_a_window_the_api_accepts(api_client, user,
         "tool_call_id": "old",
         "content": "{}",
     }
+
+
+STREAM = {"HTTP_ACCEPT": "text/event-stream"}
+
+
+def reply_after_tools(got):
+    last = max((i for i, e in enumerate(got) if e.name == "tool.result"), default=-1)
+    return "".join(e.data["delta"] for e in got[last + 1 :] if e.name == "message.delta")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_streamed_turn_passes_the_models_text_and_tool_calls_on_as_they_arrive(
+    api_client, fake_openai, monkeypatch
+):
+    monkeypatch.setattr(events, "FLUSH_SECONDS", 0)
+    fake_openai.token_delay = 0.01
+    reply = "I added “Buy milk” to your list.\nAnything else?"
+    fake_openai.script = [
+        tool_reply(("call_a", "add_task", {"title": "Buy milk"}), text="Let me add that."),
+        text_reply(reply),
+    ]
+
+    response = api_client.post(URL, {"message": "remember milk"}, **STREAM)
+    got = parse(b"".join(response.streaming_content).decode())[0]
+
+    names = [e.name for e in got]
+    call = names.index("tool.call")
+    assert names[0] == "turn.started" and names[-1] == "turn.done"
+    assert names[call + 1] == "tool.result"
+    before = "".join(e.data["delta"] for e in got[:call] if e.name == "message.delta")
+    assert before == "Let me add that." == got[call].data["message"]["content"]
+    assert got[call].data["message"]["tool_calls"] == [
+        {"id": "call_a", "name": "add_task", "arguments": {"title": "Buy milk"}}
+    ]
+    assert len([n for n in names[call:] if n == "message.delta"]) > 3  # word by word
+    assert reply_after_tools(got) == reply == Message.objects.last().content
+    assert got[-1].data["assistant_message"]["content"] == reply
+    assert Task.objects.get().title == "Buy milk"
+    assert all(r["stream"] is True for r in fake_openai.requests)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_cancel_stops_the_model_mid_reply_and_keeps_what_it_said(api_client, fake_openai):
+    fake_openai.token_delay = 0.05
+    fake_openai.script = [text_reply(" ".join(f"token{i}" for i in range(400)))]
+    client_id = str(uuid.uuid4())
+    response = api_client.post(URL, {"message": "tell me", "client_id": client_id}, **STREAM)
+    parts = iter(response.streaming_content)
+    seen = ""
+    while "message.delta" not in seen:
+        seen += next(parts).decode()
+
+    started = time.monotonic()
+    assert api_client.post(f"/api/v1/chat/turns/{client_id}/cancel/").status_code == 200
+    got = parse(seen + b"".join(parts).decode())[0]
+
+    assert time.monotonic() - started < 2
+    assert got[-1].name == "turn.cancelled"
+    stored = Message.objects.get(role="assistant").content
+    assert stored.startswith("token0 token1") and "token399" not in stored
+    assert reply_after_tools(got) == stored == got[-1].data["assistant_message"]["content"]
+    deadline = time.monotonic() + 5
+    while fake_openai.disconnects == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert fake_openai.disconnects == 1  # the model's stream was closed, not read to its end
+    assert ChatTurn.objects.get().status == "cancelled"

@@ -131,9 +131,11 @@ def manage(env, *args, timeout=120):
 
 
 class GunicornServer:
-    """The Procfile's `web:` line on a free port; its output goes to `log_path`."""
+    """A Procfile line (`web:` unless `process` names another) on a free port; its
+    output goes to `log_path`."""
 
-    def __init__(self, env, port=None, log_path=None):
+    def __init__(self, env, port=None, log_path=None, process="web"):
+        self.process_type = process
         self.port = port or free_port()
         self.env = {**env, "PORT": str(self.port)}
         if log_path is None:
@@ -149,7 +151,7 @@ class GunicornServer:
     def start(self, timeout=60):
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                ["bash", "-c", "exec " + procfile_command("web")],
+                ["bash", "-c", "exec " + procfile_command(self.process_type)],
                 cwd=ROOT,
                 env=self.env,
                 stdout=log,

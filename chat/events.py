@@ -28,7 +28,7 @@ from core.renderers import FastJSONRenderer
 
 from .models import CONTENT_MAX_LENGTH, TurnEvent
 
-FLUSH_SECONDS = 0.1
+FLUSH_SECONDS = 0.25
 FLUSH_CHARS = 200
 
 _versions = {}

@@ -55,7 +55,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
-from django.db import DatabaseError, IntegrityError, close_old_connections, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 
@@ -179,10 +179,7 @@ def turn_run_in_background(turn: ChatTurn) -> threading.Thread:
         except Exception:  # recorded on the turn (failed) and in its events
             logger.info("chat turn %s ended with an error", turn.pk, exc_info=True)
         finally:
-            close_old_connections()
-            from django.db import connection
-
-            connection.close()
+            connection.close()  # this thread's own; nothing else would close it
 
     thread = threading.Thread(target=run, name=f"chat-turn-{turn.pk}", daemon=True)
     thread.start()

@@ -60,7 +60,7 @@ class ConversationViewSet(viewsets.ModelViewSet):
         return Response(conversation_data(conversation))
 
     def destroy(self, request, *args, **kwargs):
-        services.conversation_delete(conversation=self.get_object())
+        services.conversation_delete_owned(owner=request.user, conversation_id=self.kwargs["pk"])
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

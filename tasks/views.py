@@ -25,6 +25,7 @@ def task_rows():
 
 @extend_schema_view(
     list=extend_schema(
+        description="The caller's tasks, page by page, newest first unless `?ordering=` says.",
         parameters=[
             OpenApiParameter(
                 "completed",
@@ -36,8 +37,13 @@ def task_rows():
                 OpenApiTypes.STR,
                 description="Text to find in title or description, case-insensitively.",
             ),
-        ]
-    )
+        ],
+    ),
+    create=extend_schema(description="Add a task to the caller's list."),
+    retrieve=extend_schema(description="One of the caller's tasks."),
+    update=extend_schema(description="Replace a task's fields."),
+    partial_update=extend_schema(description="Change some of a task's fields."),
+    destroy=extend_schema(description="Delete a task."),
 )
 class TaskViewSet(viewsets.ModelViewSet):
     """The caller's tasks. Another user's task is 404 on every method."""
@@ -59,7 +65,7 @@ class TaskViewSet(viewsets.ModelViewSet):
         return Task.objects.owned_by(self.request.user)
 
     def list(self, request, *args, **kwargs):
-        """A page of tasks; unfiltered pages reuse their compiled query (bench/README.md)."""
+        # Unfiltered pages reuse their compiled query (bench/README.md).
         if any(name in request.query_params for name in FILTER_PARAMS):
             tasks = self.filter_queryset(task_rows())  # validates the filters now
             build, shape = (lambda: tasks), None

@@ -253,6 +253,7 @@ SPECTACULAR_SETTINGS = {
         "core.schema.error_responses",
         "core.schema.required_response_fields",
         "core.schema.strings_without_nul",
+        "core.schema.closed_request_objects",
         "core.schema.enum_varnames",
     ],
 }

@@ -13,6 +13,7 @@ without a cast:
   `required` (the server always sends all of them, `null` where nullable).
 - `strings_without_nul`: request strings say, with a `pattern`, that a NUL
   character is refused (PostgreSQL stores none; core/parsers.py refuses it).
+- `closed_request_objects`: a request body lists every property it may have.
 - `enum_varnames`: `x-enum-varnames` on every string enum, so that `-created_at`
   is `CREATED_AT_DESC` in a generated client, not `VALUE_0`.
 """
@@ -204,6 +205,27 @@ def strings_without_nul(result, generator, request, public):
             _walk(schema, components, visit, seen)
         for parameter in operation.get("parameters", []):
             _walk(parameter.get("schema"), components, visit, set())
+    return result
+
+
+def closed_request_objects(result, generator, request, public):
+    """`additionalProperties: false` on every object a client sends.
+
+    The server reads only the properties a body's schema lists and ignores others,
+    but it refuses a NUL anywhere in a body, in those others too: a schema open to
+    more properties would call valid a body the server refuses. Closed, it also
+    gives generated request models no catch-all `additional_properties`.
+    """
+    components = result.get("components", {}).get("schemas", {})
+
+    def visit(schema):
+        if "properties" in schema and "additionalProperties" not in schema:
+            schema["additionalProperties"] = False
+
+    seen = set()
+    for _path, _method, operation in _operations(result):
+        for schema in _content_schemas(operation.get("requestBody")):
+            _walk(schema, components, visit, seen)
     return result
 
 

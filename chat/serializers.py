@@ -39,7 +39,10 @@ class MessageSerializer(serializers.ModelSerializer):
     tool_calls = JSONArrayField(
         required=False,
         allow_null=True,
-        help_text="A JSON array: an assistant's tool calls, or a tool's result.",
+        help_text=(
+            "A JSON array: an assistant's tool calls, or a tool's result. No string in "
+            "it, key or value, may contain a NUL character."
+        ),
     )
     client_id = serializers.UUIDField(
         required=False,

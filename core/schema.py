@@ -54,6 +54,7 @@ DESCRIPTIONS = {
     "405": "Method not allowed on this path.",
     "409": "A chat turn with this client_id is still running.",
     "413": "The request body is larger than the server accepts.",
+    "414": "The request line (path and query string) is longer than the server reads.",
     "415": "The body is not JSON.",
     "422": "A client_id reused with a different message.",
     "429": "Throttled; retry after the Retry-After header's seconds.",
@@ -139,6 +140,8 @@ def error_responses(result, generator, request, public):
             statuses.add("401")
         if "{" in path:
             statuses.add("404")
+        if any(parameter.get("in") == "query" for parameter in operation.get("parameters", [])):
+            statuses.add("414")
         if "requestBody" in operation or method in ("post", "put", "patch"):
             statuses |= {"413", "415"}
         if path.endswith("/messages/") and method == "post":

@@ -69,6 +69,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "chatproject.middleware.RequestLogMiddleware",
+    "chatproject.middleware.ApiErrorsAsJsonMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
@@ -271,7 +272,12 @@ SIMPLE_JWT = {
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "AI todo chatbot backend",
-    "DESCRIPTION": "Tasks, conversations and messages per user; see shared/API.md.",
+    "DESCRIPTION": (
+        "A todo list and conversations with an assistant that manages it, per user. "
+        "Get a token pair from `POST /api/v1/auth/token/` and send "
+        "`Authorization: Bearer <access>`. Lists are cursor-paginated (follow `next`); "
+        "every error is JSON."
+    ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
@@ -281,7 +287,12 @@ SPECTACULAR_SETTINGS = {
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "core.schema.add_error_responses",
+        "core.schema.public_operations",
+        "core.schema.error_responses",
+        "core.schema.required_response_fields",
+        "core.schema.strings_without_nul",
+        "core.schema.closed_request_objects",
+        "core.schema.enum_varnames",
     ],
 }
 

@@ -70,6 +70,21 @@ def conversation_update(*, conversation, title):
 
 
 @transaction.atomic
+def conversation_transfer(*, conversation, new_owner):
+    """Give `conversation` to `new_owner`, with all of its messages and turns.
+
+    Only the conversation's row is written: the database moves its messages' and
+    turns' owner along (chat/migrations/0003_owner_follows_conversation.py), so they
+    can never disagree. Takes the row lock, as `message_append` does.
+    """
+    locked = Conversation.objects.select_for_update().get(pk=conversation.pk)
+    locked.owner = new_owner
+    locked.save(update_fields=["owner"])
+    conversation.owner = new_owner
+    return conversation
+
+
+@transaction.atomic
 def conversation_delete(*, conversation):
     """Delete the conversation with all of its messages and turns.
 

@@ -720,7 +720,14 @@ def outcome_data(outcome: TurnOutcome) -> dict:
             "conversation_id": outcome.conversation_id,
             "user_message": message_data(outcome.user_message),
             "assistant_message": None if reply is None else message_data(reply),
-            "tool_calls": outcome.tool_calls,
+            # Arguments that were not a JSON object answer `{}` (the result says so).
+            "tool_calls": [
+                {
+                    **call,
+                    "arguments": call["arguments"] if isinstance(call["arguments"], dict) else {},
+                }
+                for call in outcome.tool_calls
+            ],
             "status": outcome.status,
         }
     )

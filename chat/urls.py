@@ -22,7 +22,7 @@ urlpatterns = [
     path("chat/turns/<uuid:client_id>/events/", TurnEventsView.as_view(), name="chat-turn-events"),
     path("chat/turns/<uuid:client_id>/cancel/", TurnCancelView.as_view(), name="chat-turn-cancel"),
     path(
-        "conversations/<int:conversation_pk>/messages/",
+        "conversations/<int:id>/messages/",
         messages,
         name="conversation-messages",
     ),

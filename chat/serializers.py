@@ -152,8 +152,8 @@ class ChatToolCallSerializer(serializers.Serializer):
 
 class ChatTurnResponseSerializer(serializers.Serializer):
     """The answer of a chat turn: the user's message and the assistant's reply as
-    stored, and the tool calls the assistant made in between, with their results
-    (schema only; built by `chat.turns.outcome_data`)."""
+    stored, the tool calls the assistant made in between, with their results, and
+    how the turn ended."""
 
     conversation_id = serializers.IntegerField()
     user_message = MessageSerializer()
@@ -165,7 +165,8 @@ class ChatTurnResponseSerializer(serializers.Serializer):
 
 
 class ChatTurnStatusSerializer(serializers.Serializer):
-    """A chat turn and where it stands (schema only; built by `turn_data`)."""
+    """A chat turn, by the client_id that started it, and where it stands (a running
+    turn whose server stopped counts as failed)."""
 
     client_id = serializers.UUIDField()
     conversation_id = serializers.IntegerField()

@@ -276,7 +276,11 @@ class TurnView(APIView):
 
     content_negotiation_class = StreamOrJSON
 
-    @extend_schema(parameters=TURN_PATH, responses={200: ChatTurnStatusSerializer})
+    @extend_schema(
+        parameters=TURN_PATH,
+        responses={200: ChatTurnStatusSerializer},
+        description="The caller's chat turn started with this client_id, and its status.",
+    )
     def get(self, request, client_id):
         turn = turns.turn_get(owner=request.user, client_id=client_id)
         return Response(turn_data(turn, turns.turn_status(turn)))
@@ -308,6 +312,12 @@ class TurnEventsView(APIView):
                 "its last event, a finished turn's end at once."
             )
         },
+        description=(
+            "The turn's events as Server-Sent Events: with `Last-Event-ID: N` (or "
+            "`?after=N`) only those with an id above N. A running turn is followed live "
+            "to its last event, whichever server process runs it; a finished turn's "
+            "events end at once."
+        ),
     )
     def get(self, request, client_id):
         after = last_event_id(request)
@@ -320,7 +330,16 @@ class TurnCancelView(APIView):
 
     content_negotiation_class = StreamOrJSON
 
-    @extend_schema(parameters=TURN_PATH, request=None, responses={200: ChatTurnStatusSerializer})
+    @extend_schema(
+        parameters=TURN_PATH,
+        request=None,
+        responses={200: ChatTurnStatusSerializer},
+        description=(
+            "Stop the caller's running chat turn, wherever it runs: no further tool call "
+            "starts, the reply so far (if any) is stored, its stream ends with "
+            "`turn.cancelled`. A finished turn is left as it is. Answers the turn."
+        ),
+    )
     def post(self, request, client_id):
         turn = turns.turn_cancel(owner=request.user, client_id=client_id)
         return Response(turn_data(turn, turns.turn_status(turn)))

@@ -341,7 +341,7 @@ def test_the_agent_sees_a_bounded_window_of_history(
     conversation = ConversationFactory(owner=user)
     add_messages(conversation, 10)
 
-    with django_assert_max_num_queries(43):  # events included
+    with django_assert_max_num_queries(44):  # events included
         ok(api_client, "add buy milk", conversation_id=conversation.pk)
 
     first, second = recording_agent.calls

@@ -86,6 +86,24 @@ def conversation_delete(*, conversation):
 
 
 @transaction.atomic
+def conversation_transfer(*, conversation, new_owner):
+    """Give the conversation, with its messages and chat turns, to `new_owner`.
+
+    Takes the conversation's row lock first, as `message_append` does, so no append
+    lands with the old owner; then one UPDATE per table, however long the
+    conversation. Returns the conversation with its new owner.
+    """
+    now = timezone.now()
+    list(Conversation.objects.select_for_update().filter(pk=conversation.pk).values_list("pk"))
+    Conversation.objects.filter(pk=conversation.pk).update(owner=new_owner, updated_at=now)
+    Message.objects.filter(conversation_id=conversation.pk).update(owner=new_owner)
+    ChatTurn.objects.filter(conversation_id=conversation.pk).update(owner=new_owner)
+    conversation.owner = new_owner
+    conversation.updated_at = now
+    return conversation
+
+
+@transaction.atomic
 def chat_delete_all(*, owner):
     """Delete every conversation, message and turn of `owner` (account deletion).
 

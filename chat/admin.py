@@ -28,7 +28,7 @@ from .models import ChatTurn, Conversation, Message
 # (?before=<seq>), so a 10,000-message conversation renders as fast as a short one.
 TRANSCRIPT_LIMIT = 100
 # A tool result of up to this many pretty-printed lines starts open.
-RESULT_OPEN_LINES = 8
+RESULT_OPEN_LINES = 10
 PREVIEW_LENGTH = 90
 
 OwnerFilter = autocomplete_filter("owner", "owner")

@@ -48,6 +48,9 @@ class Conversation(models.Model):
             models.CheckConstraint(
                 condition=Q(message_count__gte=0), name="conversation_message_count_gte_0"
             ),
+            # Referenced by the messages' and turns' (conversation_id, owner_id) keys:
+            # chat/migrations/0003_owner_follows_conversation.py.
+            models.UniqueConstraint(fields=["id", "owner"], name="conversation_id_owner_unique"),
         ]
 
     def __str__(self):
@@ -64,8 +67,10 @@ class Message(models.Model):
 
     `seq` numbers a conversation's messages 1, 2, 3, ... in commit order, which ids
     and timestamps do not follow, so "everything after seq N" never misses one.
-    `owner` always equals the conversation's owner: every table can be filtered,
-    and partitioned, by user.
+    `owner` always equals the conversation's owner, and the database holds it so
+    (a composite foreign key on PostgreSQL, triggers on SQLite; a conversation that
+    changes owner takes its messages along): every table can be filtered, and
+    partitioned, by user, and a read may trust a message's owner.
     """
 
     class Role(models.TextChoices):

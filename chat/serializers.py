@@ -1,9 +1,17 @@
+from operator import attrgetter
+
 import orjson
 from rest_framework import serializers
 
 from core.fields import JSONArrayField, StrictCharField
 
 from .models import CONTENT_MAX_LENGTH, CONVERSATION_TITLE_MAX_LENGTH, Conversation, Message
+from .selectors import (
+    CONVERSATION_FIELDS,
+    MESSAGE_FIELDS,
+    MESSAGE_ROW_ATTRIBUTES,
+    conversation_values,
+)
 
 
 class ConversationSerializer(serializers.ModelSerializer):
@@ -20,7 +28,7 @@ class ConversationSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Conversation
-        fields = ["id", "title", "created_at", "updated_at", "message_count"]
+        fields = CONVERSATION_FIELDS
         read_only_fields = ["id", "created_at", "updated_at", "message_count"]
 
     def to_representation(self, conversation):
@@ -47,16 +55,7 @@ class MessageSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Message
-        fields = [
-            "id",
-            "conversation",
-            "seq",
-            "role",
-            "content",
-            "tool_calls",
-            "client_id",
-            "created_at",
-        ]
+        fields = MESSAGE_FIELDS
         read_only_fields = ["id", "conversation", "seq", "created_at"]
 
     def to_representation(self, message):
@@ -64,40 +63,32 @@ class MessageSerializer(serializers.ModelSerializer):
 
 
 def conversation_data(conversation):
-    return {
-        "id": conversation.id,
-        "title": conversation.title,
-        "created_at": conversation.created_at,
-        "updated_at": conversation.updated_at,
-        "message_count": conversation.message_count,
-    }
+    """A conversation's API form, from a Conversation or a page row."""
+    return dict(zip(CONVERSATION_FIELDS, conversation_values(conversation), strict=True))
 
 
 def message_data(message):
-    return _message_dict(message, message.tool_calls)
+    """A Message's API form."""
+    return dict(zip(MESSAGE_FIELDS, message_values(message), strict=True))
 
 
 def message_row_data(row):
-    """A page row's API form. Its tool calls come as the stored JSON text and go out
-    as they are (an orjson Fragment), never parsed and dumped again: on a page of
-    assistant replies that was a fifth of the CPU (bench/README.md). The database
-    holds only valid JSON there (jsonb on PostgreSQL, a JSON_VALID check on SQLite).
+    """A page row's API form (`chat.selectors.message_page_rows`). Its tool calls come
+    as the stored JSON text and go out as they are (an orjson Fragment), never parsed
+    and dumped again: on a page of assistant replies that was a fifth of the CPU. The
+    database holds only valid JSON there (jsonb on PostgreSQL, a JSON_VALID check on
+    SQLite).
     """
-    raw = row.tool_calls_json
-    return _message_dict(row, None if raw is None else orjson.Fragment(raw))
+    data = dict(zip(MESSAGE_FIELDS, message_row_values(row), strict=True))
+    if data["tool_calls"] is not None:
+        data["tool_calls"] = orjson.Fragment(data["tool_calls"])
+    return data
 
 
-def _message_dict(message, tool_calls):
-    return {
-        "id": message.id,
-        "conversation": message.conversation_id,
-        "seq": message.seq,
-        "role": message.role,
-        "content": message.content,
-        "tool_calls": tool_calls,
-        "client_id": message.client_id,
-        "created_at": message.created_at,
-    }
+message_values = attrgetter(
+    *({"conversation": "conversation_id"}.get(name, name) for name in MESSAGE_FIELDS)
+)
+message_row_values = attrgetter(*MESSAGE_ROW_ATTRIBUTES)
 
 
 class ChatTurnSerializer(serializers.Serializer):

@@ -70,6 +70,21 @@ def conversation_update(*, conversation, title):
 
 
 @transaction.atomic
+def conversation_transfer(*, conversation, new_owner):
+    """Give `conversation` to `new_owner`, with all of its messages and turns.
+
+    Only the conversation's row is written: the database moves its messages' and
+    turns' owner along (chat/migrations/0003_owner_follows_conversation.py), so they
+    can never disagree. Takes the row lock, as `message_append` does.
+    """
+    locked = Conversation.objects.select_for_update().get(pk=conversation.pk)
+    locked.owner = new_owner
+    locked.save(update_fields=["owner"])
+    conversation.owner = new_owner
+    return conversation
+
+
+@transaction.atomic
 def conversation_delete(*, conversation):
     """Delete the conversation with all of its messages and turns.
 
@@ -83,24 +98,6 @@ def conversation_delete(*, conversation):
     _delete_rows(ChatTurn.objects.filter(conversation_id=conversation.pk))
     _delete_rows(Message.objects.filter(conversation_id=conversation.pk))
     _delete_rows(Conversation.objects.filter(pk=conversation.pk))
-
-
-@transaction.atomic
-def conversation_transfer(*, conversation, new_owner):
-    """Give the conversation, with its messages and chat turns, to `new_owner`.
-
-    Takes the conversation's row lock first, as `message_append` does, so no append
-    lands with the old owner; then one UPDATE per table, however long the
-    conversation. Returns the conversation with its new owner.
-    """
-    now = timezone.now()
-    list(Conversation.objects.select_for_update().filter(pk=conversation.pk).values_list("pk"))
-    Conversation.objects.filter(pk=conversation.pk).update(owner=new_owner, updated_at=now)
-    Message.objects.filter(conversation_id=conversation.pk).update(owner=new_owner)
-    ChatTurn.objects.filter(conversation_id=conversation.pk).update(owner=new_owner)
-    conversation.owner = new_owner
-    conversation.updated_at = now
-    return conversation
 
 
 @transaction.atomic

@@ -1,7 +1,5 @@
 import functools
 
-from django.db.models import TextField
-from django.db.models.functions import Cast
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
@@ -9,9 +7,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.compiled import Param
-
-from . import services, turns
+from . import selectors, services, turns
 from .models import Conversation, Message
 from .serializers import (
     ChatTurnResponseSerializer,
@@ -24,14 +20,6 @@ from .serializers import (
     message_row_data,
 )
 
-CONVERSATION_ROW_FIELDS = ("id", "title", "created_at", "updated_at", "message_count")
-
-
-def conversation_rows():
-    """Page rows of the conversations of the owner given as the parameter `owner_id`."""
-    owner = Param("owner_id", Conversation._meta.get_field("owner"))
-    return Conversation.objects.owned_by(owner).values_list(*CONVERSATION_ROW_FIELDS, named=True)
-
 
 class ConversationViewSet(viewsets.ModelViewSet):
     """The caller's conversations, most recent activity first."""
@@ -43,16 +31,15 @@ class ConversationViewSet(viewsets.ModelViewSet):
     default_keyset_ordering = "-updated_at"
 
     def get_queryset(self):
-        return Conversation.objects.owned_by(self.request.user)
+        return selectors.conversations_of(self.request.user)
 
     def list(self, request, *args, **kwargs):
         page = self.paginator.paginate(
             request,
             self,
             model=Conversation,
-            build=conversation_rows,
+            build=selectors.conversation_page_rows,
             values={"owner_id": request.user.pk},
-            shape="conversations",
         )
         return self.get_paginated_response([conversation_data(row) for row in page])
 
@@ -75,38 +62,6 @@ class ConversationViewSet(viewsets.ModelViewSet):
     def destroy(self, request, *args, **kwargs):
         services.conversation_delete(conversation=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
-
-
-# Building a thousand Message instances costs more than the query and the JSON
-# together: pages are read as named tuples (message_data reads either).
-MESSAGE_ROW_FIELDS = (
-    "id",
-    "conversation_id",
-    "owner_id",
-    "seq",
-    "role",
-    "content",
-    "tool_calls_json",
-    "client_id",
-    "created_at",
-)
-
-
-def message_rows(after):
-    """Page rows of the conversation given as the parameter `conversation_id`, and with
-    `after`, only those whose seq is above the parameter `after_seq`.
-
-    No owner in the WHERE clause: with it, PostgreSQL may read the owner's index and
-    sort, instead of walking (conversation, seq) in order (bench/README.md); the view
-    checks the owner on the page.
-    """
-    conversation = Param("conversation_id", Message._meta.get_field("conversation"))
-    messages = Message.objects.filter(conversation=conversation)
-    if after:
-        messages = messages.filter(seq__gt=Param("after_seq", Message._meta.get_field("seq")))
-    # tool_calls as the stored JSON text, for message_row_data to pass through.
-    messages = messages.annotate(tool_calls_json=Cast("tool_calls", TextField()))
-    return messages.values_list(*MESSAGE_ROW_FIELDS, named=True)
 
 
 @extend_schema_view(
@@ -158,9 +113,8 @@ class MessageViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, viewsets.Ge
             request,
             self,
             model=Message,
-            build=functools.partial(message_rows, after=after is not None),
+            build=functools.partial(selectors.message_page_rows, after=after is not None),
             values={"conversation_id": conversation_id, "after_seq": after},
-            shape=("messages", after is not None),
         )
         # A message's owner is always its conversation's owner, so a page of the
         # caller's messages proves the conversation is theirs with no query of its

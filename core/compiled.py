@@ -17,6 +17,7 @@ its `output_field` as the ORM prepares a literal compared to that field. Everyth
 else in the queryset is frozen at compile time.
 """
 
+import functools
 import threading
 
 from django.core.exceptions import EmptyResultSet
@@ -128,20 +129,36 @@ class CompiledQuery:
         return self._compiled().sql
 
 
+def selector_key(build):
+    """The identity of a query builder: the function itself, with a partial's arguments.
+
+    Two builders have the same key exactly when they build the same query, so the
+    key of a compiled read can never be mistyped or collide with another's.
+    """
+    if isinstance(build, functools.partial):
+        return (selector_key(build.func), build.args, tuple(sorted(build.keywords.items())))
+    return build
+
+
 class CompiledQueries:
-    """CompiledQuery objects by shape key, the least recently used dropped past `size`.
+    """CompiledQuery objects by builder, the least recently used dropped past `size`.
 
     For reads whose shape varies within a small set (ordering, direction, page size):
-    `get(key, build)` returns the compiled query for `key`, compiling `build()` the
-    first time. `build` must depend on nothing but `key`; per-request values are Params.
+    `get(build, *variant)` returns the compiled query of `build()` for that variant,
+    compiling it the first time. The key is the builder itself (`selector_key`), so
+    `build` must depend on nothing but its own arguments and the variant; every
+    per-request value is a Param.
     """
 
     def __init__(self, size=256):
         self._queries = LRU(size)
 
-    def get(self, key, build):
+    def get(self, build, *variant, page_query=None):
+        """The compiled query of `page_query()` (default `build()`), keyed by `build`
+        and `variant`."""
+        key = (selector_key(build), *variant)
         query = self._queries.get(key)
         if query is None:
-            query = CompiledQuery(build())
+            query = CompiledQuery((page_query or build)())
             self._queries.set(key, query)
         return query

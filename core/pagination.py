@@ -9,9 +9,9 @@ A view declares `keyset_orderings`, a mapping from the `?ordering=` values it
 accepts to the tuple of fields it sorts by (all ascending or all descending, the
 last one unique), and `default_keyset_ordering`.
 
-Page queries are compiled by `core.compiled`: a view's hot list reads
-(`paginate` with a shape) compile once per shape and run with each request's
-owner and cursor as parameters.
+Page queries are compiled by `core.compiled`: a view's list reads (`paginate`
+with a selector) compile once per selector and page shape and run with each
+request's owner and cursor as parameters.
 """
 
 import base64
@@ -38,14 +38,18 @@ class KeysetPagination(BasePagination):
 
     def paginate_queryset(self, queryset, request, view=None):
         """DRF's entry point: a page of any queryset (compiled for this request only)."""
-        return self.paginate(request, view, model=queryset.model, build=lambda: queryset, values={})
+        return self.paginate(
+            request, view, model=queryset.model, build=lambda: queryset, values={}, reuse=False
+        )
 
-    def paginate(self, request, view, *, model, build, values, shape=None):
+    def paginate(self, request, view, *, model, build, values, reuse=True):
         """A page of `build()`, a queryset of `model` whose `Param`s take `values`.
 
-        With a `shape` (any hashable), the compiled page query is kept and reused by
-        every request of that shape, ordering, direction and page size: `build` must
-        then depend on nothing but the shape, every per-request value being a Param.
+        With `reuse`, the compiled page query is kept and reused by every request
+        with the same builder (a selector, or a `functools.partial` of one), ordering,
+        direction and page size: `build` must then depend on nothing but its own
+        arguments, every per-request value being a Param. A builder that closes over
+        request data (a filtered queryset) needs `reuse=False`.
         """
         self.request = request
         self.base_url = request.build_absolute_uri()
@@ -70,11 +74,12 @@ class KeysetPagination(BasePagination):
             order_by = [("-" if scan_descending else "") + name for name in self.fields]
             return queryset.order_by(*order_by)[: self.page_size + 1]
 
-        if shape is None:
-            query = CompiledQuery(page_query())
+        if reuse:
+            query = self.compiled_pages.get(
+                build, self.ordering_name, direction, self.page_size, page_query=page_query
+            )
         else:
-            key = (shape, self.ordering_name, direction, self.page_size)
-            query = self.compiled_pages.get(key, page_query)
+            query = CompiledQuery(page_query())
         if cursor is not None:
             values = {
                 **values,

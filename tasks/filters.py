@@ -5,7 +5,8 @@ from .models import Task
 
 
 class TaskFilter(django_filters.FilterSet):
-    """`?completed=true|false`; any other value is a 400, not silently ignored."""
+    """`?completed=true|false` (any other value is a 400, not silently ignored) and
+    `?search=` (every word in the title or description: `TaskQuerySet.search`)."""
 
     completed = django_filters.TypedChoiceFilter(
         choices=[("true", "true"), ("false", "false")],
@@ -13,9 +14,18 @@ class TaskFilter(django_filters.FilterSet):
         help_text="Only completed (true) or only pending (false) tasks.",
     )
 
+    search = django_filters.CharFilter(
+        method="filter_search",
+        help_text="Tasks with every word of this text in their title or description, "
+        "ignoring case.",
+    )
+
     class Meta:
         model = Task
-        fields = ["completed"]
+        fields = ["completed", "search"]
+
+    def filter_search(self, queryset, name, value):
+        return queryset.search(value)
 
 
 class FilterBackend(DjangoFilterBackend):

@@ -16,8 +16,14 @@ class TaskQuerySet(models.QuerySet):
         return self.filter(completed=completed)
 
     def search(self, text):
-        """Case-insensitive substring match on title or description."""
-        return self.filter(Q(title__icontains=text) | Q(description__icontains=text))
+        """Tasks with every word of `text` in their title or description, ignoring case.
+
+        The one meaning of task search: the API's `?search=`, the `list_tasks` tool,
+        the MCP server and the admin all come here.
+        """
+        for word in text.split():
+            self = self.filter(Q(title__icontains=word) | Q(description__icontains=word))
+        return self
 
 
 class Task(models.Model):

@@ -3,6 +3,7 @@ from rest_framework import serializers
 from core.fields import StrictBooleanField, StrictCharField
 
 from .models import DESCRIPTION_MAX_LENGTH, TITLE_MAX_LENGTH, Task
+from .selectors import TASK_FIELDS, task_values
 
 
 class TaskSerializer(serializers.ModelSerializer):
@@ -18,7 +19,7 @@ class TaskSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Task
-        fields = ["id", "title", "description", "completed", "created_at", "updated_at"]
+        fields = TASK_FIELDS
         read_only_fields = ["id", "created_at", "updated_at"]
 
     def to_representation(self, task):
@@ -26,11 +27,5 @@ class TaskSerializer(serializers.ModelSerializer):
 
 
 def task_data(task):
-    return {
-        "id": task.id,
-        "title": task.title,
-        "description": task.description,
-        "completed": task.completed,
-        "created_at": task.created_at,
-        "updated_at": task.updated_at,
-    }
+    """A task's API form, from a Task or a page row."""
+    return dict(zip(TASK_FIELDS, task_values(task), strict=True))

@@ -11,6 +11,7 @@ from core.errors import DomainError, NotFound
 from core.text import text_problem
 
 from .models import DESCRIPTION_MAX_LENGTH, TITLE_MAX_LENGTH, Task
+from .selectors import tasks_of
 
 
 class TaskNotFound(NotFound):
@@ -38,19 +39,9 @@ def _checked(value, **rules):
     return value
 
 
-def task_list(*, owner, completed=None, search=None):
-    """The owner's tasks, newest first, optionally by status and text."""
-    tasks = Task.objects.owned_by(owner)
-    if completed is not None:
-        tasks = tasks.with_status(completed)
-    if search:
-        tasks = tasks.search(search)
-    return tasks
-
-
 def task_get(*, owner, task_id):
     try:
-        return Task.objects.owned_by(owner).get(pk=int(task_id))
+        return tasks_of(owner).get(pk=int(task_id))
     except (Task.DoesNotExist, ValueError, TypeError, OverflowError):
         raise TaskNotFound() from None
 
@@ -93,4 +84,4 @@ def task_delete(*, owner, task_id):
 @transaction.atomic
 def task_delete_all(*, owner):
     """Delete every task of `owner` in one statement (account deletion)."""
-    return Task.objects.filter(owner=owner).delete()[0]
+    return tasks_of(owner).delete()[0]

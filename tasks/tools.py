@@ -19,13 +19,14 @@ import inspect
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from django.contrib.auth.base_user import AbstractBaseUser
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import best_match
 
 from core.errors import DomainError
 
-from . import services
+from . import selectors, services
 from .models import DESCRIPTION_MAX_LENGTH, TITLE_MAX_LENGTH
 
 MAX_LISTED = 30
@@ -43,6 +44,7 @@ class Tool:
     description: str
     parameters: dict
     function: Callable[..., dict]
+    validator: Draft202012Validator
 
 
 TOOLS: dict[str, Tool] = {}
@@ -69,11 +71,13 @@ def tool(**properties):
             "required": required,
             "additionalProperties": False,
         }
+        Draft202012Validator.check_schema(schema)
         TOOLS[function.__name__] = Tool(
             name=function.__name__,
             description=inspect.cleandoc(function.__doc__),
             parameters=schema,
             function=function,
+            validator=Draft202012Validator(schema),
         )
         return function
 
@@ -81,8 +85,10 @@ def tool(**properties):
 
 
 TASK_ID = {"type": "integer", "minimum": 1, "maximum": MAX_ID, "description": "The task's id."}
-TITLE = {"type": "string", "minLength": 1, "maxLength": TITLE_MAX_LENGTH}
-DESCRIPTION = {"type": "string", "maxLength": DESCRIPTION_MAX_LENGTH}
+# Text the database can store: PostgreSQL refuses NUL characters.
+NO_NUL = "^[^\\x00]*$"
+TITLE = {"type": "string", "minLength": 1, "maxLength": TITLE_MAX_LENGTH, "pattern": NO_NUL}
+DESCRIPTION = {"type": "string", "maxLength": DESCRIPTION_MAX_LENGTH, "pattern": NO_NUL}
 
 
 def task_result(task):
@@ -125,14 +131,16 @@ def add_task(*, owner, title, description=""):
     search={
         "type": "string",
         "maxLength": TITLE_MAX_LENGTH,
+        "pattern": NO_NUL,
         "optional": True,
-        "description": "Only tasks whose title or description contains this text.",
+        "description": "Only tasks with every word of this text in their title or "
+        "description, ignoring case.",
     },
 )
 def list_tasks(*, owner, status="all", search=None):
     """List the user's tasks, newest first (at most 30): all, pending or completed ones,
-    optionally only those whose title or description contains some text."""
-    tasks = services.task_list(owner=owner, completed=STATUSES[status], search=search or None)
+    optionally only those with every word of some text in their title or description."""
+    tasks = selectors.task_list(owner=owner, completed=STATUSES[status], search=search or None)
     rows = list(tasks.only("id", "title", "completed")[: MAX_LISTED + 1])
     listed = [{"id": t.id, "title": t.title, "completed": t.completed} for t in rows]
     result = {
@@ -205,7 +213,7 @@ def call_tool(*, owner: AbstractBaseUser, name: str, arguments: dict | str | Non
             f"There is no tool {str(name)[:64]!r}; the tools are {', '.join(TOOLS)}.",
         )
     try:
-        arguments = validate_arguments(found.parameters, arguments)
+        arguments = validate_arguments(found, arguments)
     except InvalidArguments as exc:
         return error_result("invalid_arguments", str(exc))
     try:
@@ -220,11 +228,12 @@ class InvalidArguments(Exception):
     pass
 
 
-def validate_arguments(schema, arguments) -> dict:
-    """`arguments` checked against a tool's schema, with defaults filled in.
+def validate_arguments(tool: Tool, arguments) -> dict:
+    """`arguments` checked against the tool's JSON schema (jsonschema), with defaults
+    filled in and the first problem said in words a model can act on.
 
-    Understands the subset of JSON schema the tools use. Integers may also come as
-    digit strings or integral floats, as models often send them.
+    A null argument counts as absent, and integers may also come as digit strings
+    or integral floats, as models often send them.
     """
     if isinstance(arguments, str):
         try:
@@ -235,48 +244,47 @@ def validate_arguments(schema, arguments) -> dict:
         arguments = {}
     if not isinstance(arguments, dict):
         raise InvalidArguments("The arguments must be a JSON object.")
+    properties = tool.parameters["properties"]
+    arguments = {name: value for name, value in arguments.items() if value is not None}
+    for name, value in arguments.items():
+        if properties.get(name, {}).get("type") == "integer":
+            integer = as_integer(value)
+            arguments[name] = value if integer is None else integer
+    error = best_match(tool.validator.iter_errors(arguments))
+    if error is not None:
+        raise InvalidArguments(problem_of(error, tool.parameters))
+    defaults = {name: prop["default"] for name, prop in properties.items() if "default" in prop}
+    return {**defaults, **arguments}
+
+
+def problem_of(error, schema) -> str:
+    """A jsonschema error as one sentence naming the argument and what it must be."""
     properties = schema["properties"]
-    unexpected = sorted(set(arguments) - set(properties))
-    if unexpected:
-        raise InvalidArguments(
+    if error.validator == "required":
+        missing = next(name for name in error.validator_value if name not in error.instance)
+        return f"{missing} is required."
+    if error.validator == "additionalProperties":
+        unexpected = sorted(set(error.instance) - set(properties))
+        return (
             f"Unexpected argument(s): {', '.join(unexpected)}. "
             f"Allowed: {', '.join(properties) or 'none'}."
         )
-    cleaned = {}
-    for name, prop in properties.items():
-        value = arguments.get(name)
-        if value is None:
-            if name in schema["required"]:
-                raise InvalidArguments(f"{name} is required.")
-            if "default" in prop:
-                cleaned[name] = prop["default"]
-            continue
-        cleaned[name] = check_value(name, prop, value)
-    return cleaned
-
-
-def check_value(name, prop, value) -> Any:
-    kind = prop["type"]
-    if kind == "integer":
-        value = as_integer(value)
-        if value is None:
-            raise InvalidArguments(f"{name} must be a whole number.")
-        if value < prop.get("minimum", -MAX_ID) or value > prop.get("maximum", MAX_ID):
-            raise InvalidArguments(f"{name} must be from {prop.get('minimum')} to {MAX_ID}.")
-    elif kind == "string":
-        if not isinstance(value, str):
-            raise InvalidArguments(f"{name} must be a string.")
-        if "\x00" in value:
-            raise InvalidArguments(f"{name} must not contain NUL characters.")
-        if len(value) < prop.get("minLength", 0):
-            raise InvalidArguments(f"{name} must not be empty.")
-        if len(value) > prop.get("maxLength", len(value)):
-            raise InvalidArguments(f"{name} must be at most {prop['maxLength']} characters.")
-    elif kind == "boolean" and not isinstance(value, bool):
-        raise InvalidArguments(f"{name} must be true or false.")
-    if "enum" in prop and value not in prop["enum"]:
-        raise InvalidArguments(f"{name} must be one of {', '.join(prop['enum'])}.")
-    return value
+    name = error.absolute_path[0] if error.absolute_path else "the arguments"
+    prop = properties.get(name, {})
+    if error.validator == "type":
+        kind = {"integer": "a whole number", "string": "a string", "boolean": "true or false"}
+        return f"{name} must be {kind.get(prop.get('type'), prop.get('type'))}."
+    if error.validator in ("minimum", "maximum"):
+        return f"{name} must be from {prop.get('minimum')} to {prop.get('maximum', MAX_ID)}."
+    if error.validator == "minLength":
+        return f"{name} must not be empty."
+    if error.validator == "maxLength":
+        return f"{name} must be at most {prop['maxLength']} characters."
+    if error.validator == "pattern":
+        return f"{name} must not contain NUL characters."
+    if error.validator == "enum":
+        return f"{name} must be one of {', '.join(map(str, prop['enum']))}."
+    return f"{name}: {error.message}"
 
 
 def as_integer(value):

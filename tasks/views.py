@@ -1,26 +1,15 @@
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
-from rest_framework import filters, status, viewsets
+from rest_framework import status, viewsets
 from rest_framework.response import Response
 
-from core.compiled import Param
-
-from . import services
+from . import selectors, services
 from .filters import FilterBackend, TaskFilter
 from .models import Task
 from .serializers import TaskSerializer, task_data
 
-# A page is read as named tuples, not model instances (task_data reads either):
-# building the instances costs more than the query (bench/README.md).
-TASK_ROW_FIELDS = ("id", "title", "description", "completed", "created_at", "updated_at")
-# Filters whose presence takes a list off the compiled path (see TaskViewSet.list).
-FILTER_PARAMS = (*TaskFilter.base_filters, filters.SearchFilter.search_param)
-
-
-def task_rows():
-    """Page rows of the tasks of the owner given as the parameter `owner_id`."""
-    owner = Param("owner_id", Task._meta.get_field("owner"))
-    return Task.objects.owned_by(owner).values_list(*TASK_ROW_FIELDS, named=True)
+# Filters whose presence takes a list off the reused compiled page (TaskViewSet.list).
+FILTER_PARAMS = tuple(TaskFilter.base_filters)
 
 
 @extend_schema_view(
@@ -34,7 +23,8 @@ def task_rows():
             OpenApiParameter(
                 "search",
                 OpenApiTypes.STR,
-                description="Text to find in title or description, case-insensitively.",
+                description="Tasks with every word of this text in their title or "
+                "description, ignoring case.",
             ),
         ]
     )
@@ -43,9 +33,8 @@ class TaskViewSet(viewsets.ModelViewSet):
     """The caller's tasks. Another user's task is 404 on every method."""
 
     serializer_class = TaskSerializer
-    filter_backends = [FilterBackend, filters.SearchFilter]
+    filter_backends = [FilterBackend]
     filterset_class = TaskFilter
-    search_fields = ["title", "description"]
     lookup_value_converter = "int"
     keyset_orderings = {
         "-created_at": ("-created_at", "-id"),
@@ -56,22 +45,23 @@ class TaskViewSet(viewsets.ModelViewSet):
     default_keyset_ordering = "-created_at"
 
     def get_queryset(self):
-        return Task.objects.owned_by(self.request.user)
+        return selectors.tasks_of(self.request.user)
 
     def list(self, request, *args, **kwargs):
-        """A page of tasks; unfiltered pages reuse their compiled query (bench/README.md)."""
+        # Unfiltered pages reuse one compiled query for every owner (the owner is a
+        # parameter); a filtered page is compiled for its request.
         if any(name in request.query_params for name in FILTER_PARAMS):
-            tasks = self.filter_queryset(task_rows())  # validates the filters now
-            build, shape = (lambda: tasks), None
+            tasks = self.filter_queryset(selectors.task_page_rows())  # validates filters now
+            build, reuse = (lambda: tasks), False
         else:
-            build, shape = task_rows, "tasks"
+            build, reuse = selectors.task_page_rows, True
         page = self.paginator.paginate(
             request,
             self,
             model=Task,
             build=build,
             values={"owner_id": request.user.pk},
-            shape=shape,
+            reuse=reuse,
         )
         return self.get_paginated_response([task_data(task) for task in page])
 

@@ -8,6 +8,7 @@ compiled page query while showing each only their own rows.
 """
 
 import datetime
+import functools
 import json
 import threading
 import uuid
@@ -19,12 +20,14 @@ from django.db.models.functions import Cast
 from django.db.models.sql.compiler import SQLCompiler
 
 from chat.models import Conversation, Message
-from chat.views import MESSAGE_ROW_FIELDS, conversation_rows, message_rows
+from chat.selectors import conversation_page_rows as conversation_rows
+from chat.selectors import message_page_rows as message_rows
 from core import compiled
 from core.compiled import CompiledQueries, CompiledQuery, Param
 from core.pagination import KeysetPagination
 from tasks.models import Task
-from tasks.views import TASK_ROW_FIELDS, task_rows
+from tasks.selectors import TASK_FIELDS as TASK_ROW_FIELDS
+from tasks.selectors import task_page_rows as task_rows
 from testing.factories import ConversationFactory, TaskFactory, UserFactory, add_messages
 
 pytestmark = pytest.mark.django_db
@@ -159,7 +162,7 @@ def test_message_rows_equal_the_querysets_named_tuples(user, after):
     )
     if after is not None:
         literal = literal.filter(seq__gt=after)
-    expected = list(literal.values_list(*MESSAGE_ROW_FIELDS, named=True))
+    expected = list(literal.values_list(*message_rows(after=False)._fields, named=True))
 
     query = CompiledQuery(message_rows(after=after is not None))
     rows = query.all(conversation_id=conversation.pk, after_seq=after)
@@ -244,31 +247,39 @@ def test_compiled_queries_returns_the_same_query_for_a_repeated_key():
         return task_rows()
 
     queries = CompiledQueries(size=4)
-    first = queries.get("tasks", build)
+    first = queries.get(build)
 
-    assert queries.get("tasks", build) is first
-    assert queries.get(("tasks", "-created_at", None, 20), build) is not first
+    assert queries.get(build) is first
+    assert queries.get(build, "-created_at", None, 20) is not first
     assert len(builds) == 2
+
+
+def test_compiled_queries_keys_partials_by_function_and_arguments():
+    queries = CompiledQueries(size=4)
+    plain = queries.get(functools.partial(message_rows, after=False))
+
+    assert queries.get(functools.partial(message_rows, after=False)) is plain
+    assert queries.get(functools.partial(message_rows, after=True)) is not plain
 
 
 def test_compiled_queries_drops_the_least_recently_used_past_its_size():
     builds = []
 
-    def builder(key):
-        def build():
-            builds.append(key)
-            return task_rows()
+    def build(key):
+        builds.append(key)
+        return task_rows()
 
-        return build
+    def builder(key):
+        return functools.partial(build, key)
 
     queries = CompiledQueries(size=2)
-    a = queries.get("a", builder("a"))
-    b = queries.get("b", builder("b"))
-    assert queries.get("a", builder("a")) is a  # "a" is now the most recent
-    queries.get("c", builder("c"))  # past the size: "b" goes
+    a = queries.get(builder("a"))
+    b = queries.get(builder("b"))
+    assert queries.get(builder("a")) is a  # "a" is now the most recent
+    queries.get(builder("c"))  # past the size: "b" goes
 
-    assert queries.get("a", builder("a")) is a
-    assert queries.get("b", builder("b")) is not b
+    assert queries.get(builder("a")) is a
+    assert queries.get(builder("b")) is not b
     assert builds == ["a", "b", "c", "b"]
 
 

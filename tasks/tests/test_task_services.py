@@ -2,7 +2,7 @@
 
 import pytest
 
-from tasks import services
+from tasks import selectors, services
 from testing.factories import TaskFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -56,6 +56,6 @@ def test_list_filters_by_status_and_text():
     TaskFactory(owner=owner, title="bread")
     TaskFactory(title="milk of someone else")
 
-    assert [t.title for t in services.task_list(owner=owner, completed=True)] == ["milk"]
-    assert [t.title for t in services.task_list(owner=owner, search="BREAD")] == ["bread"]
-    assert services.task_list(owner=owner).count() == 2
+    assert [t.title for t in selectors.task_list(owner=owner, completed=True)] == ["milk"]
+    assert [t.title for t in selectors.task_list(owner=owner, search="BREAD")] == ["bread"]
+    assert selectors.task_list(owner=owner).count() == 2

@@ -179,3 +179,19 @@ def test_arguments_may_be_json_text():
 
     assert result["ok"] is True
     assert Task.objects.get().title == "Buy milk"
+
+
+@pytest.mark.django_db
+def test_task_search_means_the_same_through_the_api_and_the_tool(user, api_client):
+    """Every word must match, in any order, in the title or the description."""
+    both = TaskFactory(owner=user, title="Buy milk")
+    split = TaskFactory(owner=user, title="Milk", description="buy the oat one")
+    TaskFactory(owner=user, title="Buy bread")
+    TaskFactory(owner=user, title="buy milk-free cheese? no: bread")
+    expected = {both.id, split.id, Task.objects.get(title__startswith="buy milk-free").id}
+
+    through_api = api_client.get("/api/v1/tasks/?search=milk%20buy").json()["results"]
+    through_tool = call(user, "list_tasks", search="milk buy")["tasks"]
+
+    assert {t["id"] for t in through_api} == expected
+    assert {t["id"] for t in through_tool} == expected

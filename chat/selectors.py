@@ -1,0 +1,72 @@
+"""Reads of conversations and messages, each written once: the API, the turn, the
+admin and the MCP/ChatKit doors call these.
+
+Every selector takes the owner (a user, a pk, or a `core.compiled.Param` standing
+for one in a compiled read), except `message_page_rows`, which reads one
+conversation's messages by (conversation, seq) alone and leaves the owner check to
+its caller: a message's owner is its conversation's, which the database holds
+(chat/migrations/0003_owner_follows_conversation.py).
+"""
+
+from operator import attrgetter
+
+from django.db.models import TextField
+from django.db.models.functions import Cast
+
+from core.compiled import Param
+
+from .models import Conversation, Message
+
+# The API's conversation and message: serializer fields, page columns, output keys.
+CONVERSATION_FIELDS = ("id", "title", "created_at", "updated_at", "message_count")
+conversation_values = attrgetter(*CONVERSATION_FIELDS)
+MESSAGE_FIELDS = (
+    "id",
+    "conversation",
+    "seq",
+    "role",
+    "content",
+    "tool_calls",
+    "client_id",
+    "created_at",
+)
+# Where each output field is read from on a page row (message_page_rows).
+MESSAGE_ROW_ATTRIBUTES = tuple(
+    {"conversation": "conversation_id", "tool_calls": "tool_calls_json"}.get(name, name)
+    for name in MESSAGE_FIELDS
+)
+
+OWNER = Param("owner_id", Conversation._meta.get_field("owner"))
+CONVERSATION = Param("conversation_id", Message._meta.get_field("conversation"))
+AFTER_SEQ = Param("after_seq", Message._meta.get_field("seq"))
+
+
+def conversations_of(owner):
+    """The owner's conversations, most recent activity first."""
+    return Conversation.objects.owned_by(owner)
+
+
+def conversation_page_rows(owner=OWNER):
+    """A list page's rows (named tuples of CONVERSATION_FIELDS)."""
+    return conversations_of(owner).values_list(*CONVERSATION_FIELDS, named=True)
+
+
+def messages_of(owner):
+    """The owner's messages, in every conversation."""
+    return Message.objects.owned_by(owner)
+
+
+def message_page_rows(*, after):
+    """A page's rows of the conversation given as the value `conversation_id` (and with
+    `after`, only those whose seq is above the value `after_seq`), with `owner_id`
+    for the caller's check and the tool calls as their stored JSON text.
+
+    No owner in the WHERE clause: with it, PostgreSQL may read the owner's index and
+    sort, instead of walking (conversation, seq) in order.
+    """
+    messages = Message.objects.filter(conversation=CONVERSATION)
+    if after:
+        messages = messages.filter(seq__gt=AFTER_SEQ)
+    messages = messages.annotate(tool_calls_json=Cast("tool_calls", TextField()))
+    columns = [name for name in MESSAGE_ROW_ATTRIBUTES if name != "tool_calls_json"]
+    return messages.values_list(*columns, "owner_id", "tool_calls_json", named=True)

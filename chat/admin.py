@@ -16,8 +16,10 @@ from django.contrib.admin.widgets import AutocompleteSelect
 from django.contrib.auth import get_user_model
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils.formats import date_format
 from django.utils.html import format_html
 from django.utils.text import Truncator
+from django.utils.timezone import localtime
 
 from core.adminkit import AutocompleteFilterMedia, autocomplete_filter, deletion_summary
 
@@ -257,7 +259,8 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 class MessageAdmin(AutocompleteFilterMedia, ReadOnlyAdmin):
     """Messages, newest first; filter by conversation and owner."""
 
-    list_display = ["__str__", "conversation", "role", "short_content", "owner", "created_at"]
+    list_display = ["number", "conversation_link", "role", "short_content", "owner", "created"]
+    list_display_links = ["number"]
     list_filter = [ConversationFilter, OwnerFilter, "role"]
     search_fields = ["content"]
     list_select_related = ["conversation", "owner"]
@@ -278,9 +281,34 @@ class MessageAdmin(AutocompleteFilterMedia, ReadOnlyAdmin):
     class Media:
         css = {"all": ["chat/admin.css"]}
 
+    @admin.display(description="#", ordering="seq")
+    def number(self, message):
+        return f"#{message.seq}"
+
+    @admin.display(description="conversation")
+    def conversation_link(self, message):
+        """The conversation's title, linking to its transcript."""
+        url = reverse("admin:chat_conversation_change", args=[message.conversation_id])
+        return format_html(
+            '<a href="{}">{}</a>', url, Truncator(str(message.conversation)).chars(40)
+        )
+
+    @admin.display(description="created at", ordering="id")
+    def created(self, message):
+        """Date over time, in the admin's formats: narrow enough for 1280 px."""
+        at = localtime(message.created_at)
+        return format_html(
+            '<span class="date">{}</span> <span class="time">{}</span>',
+            date_format(at, "DATE_FORMAT"),
+            date_format(at, "TIME_FORMAT"),
+        )
+
     @admin.display(description="content")
     def short_content(self, message):
-        return Truncator(message.content).chars(80)
+        """The text; for a tool step its calls, for a tool result `name → result`."""
+        row = transcript_row(message, url="")
+        parts = row["calls"] or [f"{r['name']} → {r['preview']}" for r in row["results"]]
+        return Truncator(" ".join(parts) or message.content).chars(PREVIEW_LENGTH)
 
     @admin.display(description="tool calls")
     def tool_calls_pretty(self, message):

@@ -84,7 +84,16 @@ class AutocompleteFilterMedia:
     @property
     def media(self):
         select2 = AutocompleteSelect(None, self.admin_site).media
-        return super().media + select2 + forms.Media(js=["core/autocomplete_filter.js"])
+        # Listed with what it needs before it (django.jQuery), which fixes its place
+        # when the lists are merged.
+        filter_js = forms.Media(
+            js=[
+                "admin/js/jquery.init.js",
+                "admin/js/autocomplete.js",
+                "core/autocomplete_filter.js",
+            ]
+        )
+        return super().media + select2 + filter_js
 
 
 def deletion_summary(objs, counts):

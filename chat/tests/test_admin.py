@@ -375,3 +375,19 @@ def test_non_staff_cannot_open_the_admin():
     response = client.get("/admin/chat/conversation/")
 
     assert response.status_code == 302
+
+
+def test_the_filter_script_loads_after_the_admin_jquery(staff_client):
+    html = staff_client.get("/admin/chat/message/").content.decode()
+
+    scripts = re.findall(r'<script src="/static/([^"]+)"', html)
+    assert scripts.index("admin/js/jquery.init.js") < scripts.index("core/autocomplete_filter.js")
+
+
+def test_the_message_list_shows_calls_and_results(staff_client, turns):
+    html = staff_client.get(f"/admin/chat/message/?conversation__id__exact={turns.pk}").content
+    html = html.decode()
+
+    assert "add_task(title=&quot;buy milk&quot;)" in html
+    assert "add_task → {&quot;ok&quot;:true" in html
+    assert "Calling add_task." not in html

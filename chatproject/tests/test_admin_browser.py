@@ -85,8 +85,13 @@ def conversation(e2e_direct_site):
     env = {**e2e_direct_site.env, "DJANGO_SUPERUSER_PASSWORD": STAFF_PASSWORD}
     manage(env, "createsuperuser", "--noinput", "--username", "staff", "--email", "s@example.com")
 
+    bob = HttpClient(e2e_direct_site.url)
+    bob.login(f"bob-{uuid.uuid4().hex[:6]}", "Bob-Passw0rd-2291")
+    assert bob.post("/api/v1/chat/", {"message": "add walk the dog"}).status == 200
+
+    alice = f"alice-{uuid.uuid4().hex[:6]}"
     client = HttpClient(e2e_direct_site.url)
-    client.login(f"alice-{uuid.uuid4().hex[:6]}", "Alice-Passw0rd-1187")
+    client.login(alice, "Alice-Passw0rd-1187")
     first = client.post("/api/v1/chat/", {"message": "add buy milk"})
     assert first.status == 200, first
     conversation_id = first.json()["conversation_id"]
@@ -94,7 +99,19 @@ def conversation(e2e_direct_site):
         "/api/v1/chat/", {"message": "show my tasks", "conversation_id": conversation_id}
     )
     assert second.status == 200, second
-    return "add buy milk"
+    return {"title": "add buy milk", "owner": alice, "messages": 8}
+
+
+def log_in(browser, site, next_url):
+    from selenium.webdriver.common.by import By
+
+    browser.get(f"{site.url}/admin/login/?next={next_url}")
+    if browser.find_elements(By.ID, "id_username"):
+        browser.find_element(By.ID, "id_username").send_keys("staff")
+        browser.find_element(By.ID, "id_password").send_keys(STAFF_PASSWORD)
+        browser.find_element(By.CSS_SELECTOR, "#login-form [type=submit]").click()
+    else:  # already logged in: the login page sends staff to the index
+        browser.get(site.url + next_url)
 
 
 def test_staff_reads_a_transcript_with_tool_calls(e2e_direct_site, browser, conversation):
@@ -102,14 +119,11 @@ def test_staff_reads_a_transcript_with_tool_calls(e2e_direct_site, browser, conv
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
-    title = conversation
+    title = conversation["title"]
     wait = WebDriverWait(browser, 15)
     ARTIFACTS.mkdir(exist_ok=True)
     try:
-        browser.get(e2e_direct_site.url + "/admin/login/?next=/admin/chat/conversation/")
-        browser.find_element(By.ID, "id_username").send_keys("staff")
-        browser.find_element(By.ID, "id_password").send_keys(STAFF_PASSWORD)
-        browser.find_element(By.CSS_SELECTOR, "#login-form [type=submit]").click()
+        log_in(browser, e2e_direct_site, "/admin/chat/conversation/")
 
         wait.until(ec.presence_of_element_located((By.ID, "changelist")))
         assert browser.current_url.endswith("/admin/chat/conversation/")
@@ -159,3 +173,56 @@ def test_staff_reads_a_transcript_with_tool_calls(e2e_direct_site, browser, conv
         browser.save_screenshot(str(ARTIFACTS / "admin_failure.png"))
         raise
     assert Path(ARTIFACTS / "admin_transcript.png").stat().st_size > 10_000
+
+
+def test_staff_filter_messages_by_owner_with_autocomplete(e2e_direct_site, browser, conversation):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    wait = WebDriverWait(browser, 15)
+    ARTIFACTS.mkdir(exist_ok=True)
+    try:
+        log_in(browser, e2e_direct_site, "/admin/chat/message/")
+        wait.until(ec.presence_of_element_located((By.ID, "changelist")))
+        everyone = browser.find_elements(By.CSS_SELECTOR, "#result_list tbody tr")
+
+        # The owner filter is a select2 box fed by the admin's autocomplete view.
+        browser.find_element(
+            By.CSS_SELECTOR, "#filter_owner__id__exact + .select2 .select2-selection"
+        ).click()
+        search = wait.until(
+            ec.visibility_of_element_located((By.CSS_SELECTOR, ".select2-search__field"))
+        )
+        search.send_keys(conversation["owner"])
+        option = wait.until(
+            ec.element_to_be_clickable(
+                (
+                    By.XPATH,
+                    f"//li[contains(@class, 'select2-results__option')]"
+                    f"[normalize-space()='{conversation['owner']}']",
+                )
+            )
+        )
+        option.click()
+        wait.until(ec.url_contains("owner__id__exact="))
+
+        owners = [
+            cell.text
+            for cell in browser.find_elements(By.CSS_SELECTOR, "#result_list td.field-owner")
+        ]
+        assert len(everyone) > len(owners) == conversation["messages"]
+        assert set(owners) == {conversation["owner"]}
+        chosen = browser.find_element(
+            By.CSS_SELECTOR, "#filter_owner__id__exact + .select2 .select2-selection__rendered"
+        ).text
+        assert conversation["owner"] in chosen
+        overflow = browser.execute_script(
+            "const e = document.querySelector('#changelist .results');"
+            "return e.scrollWidth - e.clientWidth"
+        )
+        assert overflow <= 0, f"the message list is {overflow}px wider than its box"
+        save_element_screenshot(browser, "html", ARTIFACTS / "admin_messages.png")
+    except BaseException:
+        browser.save_screenshot(str(ARTIFACTS / "admin_failure.png"))
+        raise

@@ -52,26 +52,18 @@ class UserAdmin(DjangoUserAdmin):
     def owned_data(self, user):
         """Counts of the user's tasks, conversations and messages, each linking to the
         list filtered by this owner (three COUNTs on owner-leading indexes)."""
-        rows = [
-            (Task.objects.filter(owner=user).count(), "tasks", "admin:tasks_task_changelist"),
-            (
-                Conversation.objects.filter(owner=user).count(),
-                "conversations",
-                "admin:chat_conversation_changelist",
-            ),
-            (
-                Message.objects.filter(owner=user).count(),
-                "messages",
-                "admin:chat_message_changelist",
-            ),
-        ]
+        rows = []
+        for model, url in [
+            (Task, "admin:tasks_task_changelist"),
+            (Conversation, "admin:chat_conversation_changelist"),
+            (Message, "admin:chat_message_changelist"),
+        ]:
+            count = model.objects.filter(owner=user).count()
+            names = model._meta.verbose_name if count == 1 else model._meta.verbose_name_plural
+            rows.append((reverse(url), user.pk, count, names))
         return format_html(
-            '<ul class="owned-data">{}</ul>',
-            format_html_join(
-                "",
-                '<li><a href="{}?owner__id__exact={}">{} {}</a></li>',
-                ((reverse(url), user.pk, count, label) for count, label, url in rows),
-            ),
+            '<ul class="owned-data" style="margin: 0; padding: 0; list-style: none">{}</ul>',
+            format_html_join("", '<li><a href="{}?owner__id__exact={}">{} {}</a></li>', rows),
         )
 
     @admin.display(description="time zone")

@@ -41,14 +41,11 @@ def everything(user):
 
 def test_the_user_page_counts_and_links_their_data(staff_client, everything):
     user = everything
-    ConversationFactory(owner=user)
 
     html = staff_client.get(f"/admin/auth/user/{user.pk}/change/").content.decode()
 
     assert f'href="/admin/tasks/task/?owner__id__exact={user.pk}">2 tasks</a>' in html
-    assert (
-        f'href="/admin/chat/conversation/?owner__id__exact={user.pk}">2 conversations</a>' in html
-    )
+    assert f'href="/admin/chat/conversation/?owner__id__exact={user.pk}">1 conversation</a>' in html
     assert f'href="/admin/chat/message/?owner__id__exact={user.pk}">4 messages</a>' in html
     assert "Not set (times are shown in UTC)" in html
 
@@ -116,6 +113,7 @@ def test_the_support_group_has_view_permissions_only():
         "/admin/chat/conversation/{conversation}/change/",
         "/admin/tasks/task/{task}/change/",
         "/admin/auth/user/{user}/change/",
+        "/admin/chat/message/{message}/change/",
     ],
 )
 def test_support_staff_read_without_edit_or_delete_controls(support_client, everything, url):
@@ -123,6 +121,7 @@ def test_support_staff_read_without_edit_or_delete_controls(support_client, ever
         conversation=Conversation.objects.get(owner=everything).pk,
         task=Task.objects.filter(owner=everything)[0].pk,
         user=everything.pk,
+        message=Message.objects.filter(owner=everything)[0].pk,
     )
 
     page = support_client.get(url)
@@ -144,6 +143,21 @@ def test_support_staff_lists_have_no_actions_or_add(support_client, everything, 
 
     assert 'name="action"' not in html
     assert "addlink" not in html
+
+
+def test_support_staff_can_use_the_owner_filter_box(support_client, everything):
+    response = support_client.get(
+        "/admin/autocomplete/",
+        {
+            "app_label": "chat",
+            "model_name": "message",
+            "field_name": "owner",
+            "term": everything.username,
+        },
+    )
+
+    assert response.status_code == 200
+    assert response.json()["results"] == [{"id": str(everything.pk), "text": everything.username}]
 
 
 def test_the_token_blacklist_is_not_on_the_admin_index(staff_client):

@@ -5,7 +5,9 @@ A staff member logs in, opens the conversation list, opens a conversation made b
 two chat turns and reads its transcript: each tool call with its arguments, each
 result pretty-printed (one opened by a click). The transcript is saved as
 test-artifacts/admin_transcript.png and the whole page, 1280 px wide, as
-test-artifacts/admin_conversation_page.png (a failing run saves admin_failure.png).
+test-artifacts/admin_conversation_page.png. The message list filtered with the owner
+box (admin_messages.png) and a user's page with its counts (admin_user.png) are
+checked and saved too; a failing run saves admin_failure.png.
 """
 
 import os
@@ -223,6 +225,29 @@ def test_staff_filter_messages_by_owner_with_autocomplete(e2e_direct_site, brows
         )
         assert overflow <= 0, f"the message list is {overflow}px wider than its box"
         save_element_screenshot(browser, "html", ARTIFACTS / "admin_messages.png")
+    except BaseException:
+        browser.save_screenshot(str(ARTIFACTS / "admin_failure.png"))
+        raise
+
+
+def test_staff_follow_a_users_counts_to_their_messages(e2e_direct_site, browser, conversation):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    wait = WebDriverWait(browser, 15)
+    owner = conversation["owner"]
+    try:
+        log_in(browser, e2e_direct_site, f"/admin/auth/user/?q={owner}")
+        wait.until(ec.element_to_be_clickable((By.LINK_TEXT, owner))).click()
+        owned = wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "ul.owned-data")))
+        assert owned.text.split("\n") == ["1 task", "1 conversation", "8 messages"]
+        save_element_screenshot(browser, "html", ARTIFACTS / "admin_user.png")
+
+        owned.find_element(By.LINK_TEXT, "8 messages").click()
+        wait.until(ec.url_contains("/admin/chat/message/?owner__id__exact="))
+        owners = browser.find_elements(By.CSS_SELECTOR, "#result_list td.field-owner")
+        assert [cell.text for cell in owners] == [owner] * 8
     except BaseException:
         browser.save_screenshot(str(ARTIFACTS / "admin_failure.png"))
         raise

@@ -163,6 +163,7 @@ class ConversationAdmin(AutocompleteFilterMedia, admin.ModelAdmin):
     list_select_related = ["owner"]
     autocomplete_fields = ["owner"]
     date_hierarchy = "updated_at"
+    show_full_result_count = False
     readonly_fields = ["message_count", "created_at", "updated_at", "messages_link"]
     fields = ["owner", "title", "message_count", "messages_link", "created_at", "updated_at"]
     change_form_template = "admin/chat/conversation/change_form.html"

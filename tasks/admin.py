@@ -40,6 +40,7 @@ class TaskAdmin(AutocompleteFilterMedia, admin.ModelAdmin):
     autocomplete_fields = ["owner"]
     readonly_fields = ["created_at", "updated_at"]
     date_hierarchy = "created_at"
+    show_full_result_count = False
 
     def get_readonly_fields(self, request, obj=None):
         fields = super().get_readonly_fields(request, obj)

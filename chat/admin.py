@@ -21,7 +21,7 @@ from django.utils.html import format_html
 from django.utils.text import Truncator
 from django.utils.timezone import localtime
 
-from core.adminkit import AutocompleteFilterMedia, autocomplete_filter, deletion_summary
+from core.adminkit import AutocompleteFilterMedia, as_id, autocomplete_filter, deletion_summary
 
 from . import services
 from .models import ChatTurn, Conversation, Message
@@ -104,7 +104,6 @@ def transcript_page(conversation, before=None, limit=TRANSCRIPT_LIMIT):
         messages_ = messages_.filter(seq__lt=before)
     page = list(messages_.order_by("-seq")[:limit])
     page.reverse()
-    change_url = reverse("admin:chat_message_change", args=[0]).replace("/0/", "/{}/")
     total = conversation.message_count
     older = newer = None
     if page and page[0].seq > 1:
@@ -113,7 +112,9 @@ def transcript_page(conversation, before=None, limit=TRANSCRIPT_LIMIT):
         following = page[-1].seq + limit + 1
         newer = "?" if following > total else f"?before={following}"
     return {
-        "rows": [transcript_row(m, change_url.format(m.pk)) for m in page],
+        "rows": [
+            transcript_row(m, reverse("admin:chat_message_change", args=[m.pk])) for m in page
+        ],
         "first": page[0].seq if page else 0,
         "last": page[-1].seq if page else 0,
         "total": total,
@@ -126,8 +127,7 @@ def transcript_page(conversation, before=None, limit=TRANSCRIPT_LIMIT):
 
 
 def _before(request):
-    value = request.GET.get("before", "")
-    return int(value) if value.isdigit() and len(value) < 10 else None
+    return as_id(request.GET.get("before"))
 
 
 class ConversationForm(forms.ModelForm):

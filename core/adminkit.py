@@ -22,6 +22,14 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 
+def as_id(value):
+    """`value` (a query parameter) as a row id, or None if it cannot be one: ASCII
+    digits only, and few enough for a 64-bit integer column."""
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 18:
+        return int(value)
+    return None
+
+
 class AutocompleteFilter(admin.SimpleListFilter):
     """Subclass with `field_name` (a ForeignKey of the model) and `title`."""
 
@@ -33,8 +41,7 @@ class AutocompleteFilter(admin.SimpleListFilter):
         self.field = model._meta.get_field(self.field_name)
         self.admin_site = model_admin.admin_site
         super().__init__(request, params, model, model_admin)
-        value = self.value()
-        if value is not None and not value.isdigit():
+        if self.value() is not None and as_id(self.value()) is None:
             raise IncorrectLookupParameters(f"{self.parameter_name} must be an id.")
 
     def lookups(self, request, model_admin):
@@ -47,7 +54,7 @@ class AutocompleteFilter(admin.SimpleListFilter):
     def queryset(self, request, queryset):
         if self.value() is None:
             return queryset
-        return queryset.filter(**{self.parameter_name: int(self.value())})
+        return queryset.filter(**{self.parameter_name: as_id(self.value())})
 
     def widget_html(self):
         """The select2 box, with the chosen object (if any) as its one option."""

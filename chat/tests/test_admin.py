@@ -107,11 +107,12 @@ def test_long_transcript_pages_back_to_its_first_message(staff_client):
     assert 'class="newer"' in oldest
 
 
-def test_transcript_ignores_a_bad_page_parameter(staff_client):
+@pytest.mark.parametrize("before", ["abc", "²", "9" * 30, "-1"])
+def test_transcript_ignores_a_bad_page_parameter(staff_client, before):
     conversation = ConversationFactory()
     add_messages(conversation, 3)
 
-    response = staff_client.get(change_url(conversation) + "?before=abc")
+    response = staff_client.get(change_url(conversation), {"before": before})
 
     assert response.status_code == 200
     assert len(rows(response.content.decode())) == 3
@@ -324,8 +325,10 @@ def test_conversations_and_turns_filter_by_owner(staff_client, url, user, turns)
     assert {row.owner_id for row in shown} == {user.pk}
 
 
-def test_a_bad_filter_value_is_not_a_500(staff_client):
-    response = staff_client.get("/admin/chat/message/?owner__id__exact=abc")
+@pytest.mark.parametrize("value", ["abc", "²", "9" * 30, "-1", ""])
+@pytest.mark.parametrize("parameter", ["owner__id__exact", "conversation__id__exact"])
+def test_a_bad_filter_value_is_not_a_500(staff_client, parameter, value):
+    response = staff_client.get("/admin/chat/message/", {parameter: value})
 
     assert response.status_code == 302
     assert response.url.endswith("?e=1")

@@ -29,6 +29,7 @@ MESSAGE_FIELDS = (
     "tool_calls",
     "client_id",
     "created_at",
+    "superseded_at",
 )
 # Where each output field is read from on a page row (message_page_rows).
 MESSAGE_ROW_ATTRIBUTES = tuple(

@@ -19,6 +19,7 @@ from .models import (
     ChatTurn,
     Conversation,
     Message,
+    MessageFeedback,
 )
 
 
@@ -95,6 +96,7 @@ def conversation_delete(*, conversation):
     messages), a query per thousand messages.
     """
     list(Conversation.objects.select_for_update().filter(pk=conversation.pk).values_list("pk"))
+    _delete_rows(MessageFeedback.objects.filter(conversation_id=conversation.pk))
     _delete_rows(ChatTurn.objects.filter(conversation_id=conversation.pk))
     _delete_rows(Message.objects.filter(conversation_id=conversation.pk))
     _delete_rows(Conversation.objects.filter(pk=conversation.pk))
@@ -107,9 +109,40 @@ def chat_delete_all(*, owner):
     Locks the owner's conversations first, for the reason `conversation_delete` does.
     """
     list(Conversation.objects.select_for_update().filter(owner=owner).values_list("pk"))
+    _delete_rows(MessageFeedback.objects.filter(owner=owner))
     _delete_rows(ChatTurn.objects.filter(owner=owner))
     _delete_rows(Message.objects.filter(owner=owner))
     _delete_rows(Conversation.objects.filter(owner=owner))
+
+
+def messages_supersede(*, owner, conversation_id, message_ids):
+    """Mark messages of one of `owner`'s conversations superseded (a ChatKit retry).
+
+    They stay in the REST log with their seq; ChatKit's items and the agent's history
+    leave them out. Already superseded ones keep their first time. Returns how many
+    were marked now.
+    """
+    return (
+        Message.objects.owned_by(owner)
+        .filter(conversation_id=conversation_id, pk__in=message_ids, superseded_at__isnull=True)
+        .update(superseded_at=timezone.now())
+    )
+
+
+def feedback_set(*, message, kind):
+    """Store `kind` ("up" or "down") as the feedback on `message`, replacing an earlier one."""
+    if kind not in MessageFeedback.Kind.values:
+        raise InvalidMessage(f"kind must be one of {', '.join(MessageFeedback.Kind.values)}.")
+    feedback, _ = MessageFeedback.objects.update_or_create(
+        message=message,
+        defaults={
+            "kind": kind,
+            "owner_id": message.owner_id,
+            "conversation_id": message.conversation_id,
+            "created_at": timezone.now(),
+        },
+    )
+    return feedback
 
 
 def _delete_rows(queryset):

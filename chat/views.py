@@ -1,13 +1,23 @@
 import functools
 
+from asgiref.sync import async_to_sync
+from chatkit.server import StreamingResult
+from chatkit.store import NotFoundError
+from django.http import HttpResponse, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from pydantic import ValidationError as PydanticValidationError
 from rest_framework import mixins, status, viewsets
 from rest_framework.exceptions import ValidationError
+from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.errors import DomainError, NotFound
+
 from . import selectors, services, turns
+from .chatkit_server import server as chatkit_server
+from .chatkit_store import ChatKitContext
 from .models import Conversation, Message
 from .serializers import (
     ChatTurnResponseSerializer,
@@ -154,3 +164,67 @@ class ChatTurnView(APIView):
         serializer.is_valid(raise_exception=True)
         outcome = turns.chat_turn(owner=request.user, **serializer.validated_data)
         return Response(chat_turn_data(outcome))
+
+
+class ChatKitRequestInvalid(DomainError):
+    default_detail = "The body is not a ChatKit request."
+
+
+class ChatKitNotFound(NotFound):
+    default_detail = "No such thread or item."
+
+
+class FirstRenderer(BaseContentNegotiation):
+    """ChatKit clients may ask for text/event-stream: errors still answer JSON."""
+
+    def select_parser(self, request, parsers):
+        return parsers[0] if parsers else None
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
+class ChatKitView(APIView):
+    """The ChatKit protocol (see `chat.chatkit_server`), bearer-token authenticated.
+
+    The raw body goes to the SDK. A streaming request answers `text/event-stream`,
+    sent once the turn has finished (its events are collected first, so a refusal
+    is a JSON error, never a broken stream); the others answer JSON.
+    """
+
+    parser_classes = []
+    content_negotiation_class = FirstRenderer
+
+    @extend_schema(request=OpenApiTypes.OBJECT, responses={200: OpenApiTypes.OBJECT})
+    def post(self, request):
+        context = ChatKitContext(user=request.user)
+        try:
+            streaming, payload = async_to_sync(self._process)(request.body, context)
+        except PydanticValidationError as exc:
+            raise ChatKitRequestInvalid(_request_problem(exc)) from None
+        except NotFoundError:
+            raise ChatKitNotFound() from None
+        if streaming:
+            response = StreamingHttpResponse(iter(payload), content_type="text/event-stream")
+            response["Cache-Control"] = "no-cache"
+            response["X-Accel-Buffering"] = "no"
+            return response
+        return HttpResponse(payload, content_type="application/json")
+
+    @staticmethod
+    async def _process(body, context):
+        result = await chatkit_server.process(body, context)
+        if isinstance(result, StreamingResult):
+            return True, [chunk async for chunk in result]
+        return False, result.json
+
+
+def _request_problem(exc):
+    """The first few problems of a body that is not a ChatKit request, in words."""
+    problems = []
+    for error in exc.errors(include_url=False)[:3]:
+        if error["type"] == "json_invalid":
+            return "The body must be a JSON ChatKit request."
+        where = ".".join(str(part) for part in error["loc"])
+        problems.append(f"{where}: {error['msg']}" if where else error["msg"])
+    return "Not a ChatKit request: " + "; ".join(problems)

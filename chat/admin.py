@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.utils.html import format_html, format_html_join
 
-from .models import ChatTurn, Conversation, Message
+from .models import ChatTurn, Conversation, Message, MessageFeedback
 
 # A transcript longer than this shows its newest messages only, so a
 # 10,000-message conversation renders as fast as a short one.
@@ -82,6 +82,23 @@ class ChatTurnAdmin(admin.ModelAdmin):
     search_fields = ["owner__username", "client_id"]
     list_select_related = ["owner", "conversation"]
     raw_id_fields = ["owner", "conversation", "user_message", "assistant_message"]
+    show_full_result_count = False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(MessageFeedback)
+class MessageFeedbackAdmin(admin.ModelAdmin):
+    """Thumbs up / down from ChatKit front ends: read-only, written by items.feedback."""
+
+    list_display = ["message", "kind", "owner", "conversation", "created_at"]
+    list_filter = ["kind", "created_at"]
+    list_select_related = ["message", "owner", "conversation"]
+    raw_id_fields = ["owner", "conversation", "message"]
     show_full_result_count = False
 
     def has_add_permission(self, request):

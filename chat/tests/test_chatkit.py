@@ -406,3 +406,45 @@ def test_another_users_threads_and_items_are_404_and_unchanged(api_client):
 )
 def test_a_missing_thread_is_404(api_client, body):
     assert_json_error(post(api_client, body), 404)
+
+
+def test_feedback_owner_follows_its_conversation(api_client, user):
+    from django.db import IntegrityError, connection, transaction
+
+    from chat import services
+
+    thread_id, events = create(api_client, "hello")
+    reply = [e.item for e in events if e.type == "thread.item.done"][-1]
+    post(
+        api_client,
+        {
+            "type": "items.feedback",
+            "params": {"thread_id": thread_id, "item_ids": [reply.id], "kind": "positive"},
+        },
+    )
+    new_owner = UserFactory()
+
+    services.conversation_transfer(
+        conversation=Conversation.objects.get(pk=int(thread_id)), new_owner=new_owner
+    )
+
+    assert MessageFeedback.objects.get().owner == new_owner
+    with pytest.raises(IntegrityError), transaction.atomic():
+        MessageFeedback.objects.update(owner=user)
+        connection.check_constraints()
+
+
+def test_deleting_the_account_deletes_its_feedback(api_client):
+    thread_id, events = create(api_client, "hello")
+    reply = [e.item for e in events if e.type == "thread.item.done"][-1]
+    post(
+        api_client,
+        {
+            "type": "items.feedback",
+            "params": {"thread_id": thread_id, "item_ids": [reply.id], "kind": "positive"},
+        },
+    )
+
+    assert api_client.delete("/api/v1/auth/me/").status_code == 204
+
+    assert not MessageFeedback.objects.exists()

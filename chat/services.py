@@ -91,12 +91,12 @@ def conversation_delete(*, conversation):
 
     Takes the conversation's row lock first, as `message_append` does, so an append
     either commits before the delete starts or finds the conversation gone. Then
-    three DELETE statements on indexed columns, however long the conversation:
+    three DELETE statements on indexed columns, however long the conversation (its
+    feedback goes with the conversation's row, chat/migrations/0004_chatkit.py):
     Django's own cascade would first load every message id (turns point at
     messages), a query per thousand messages.
     """
     list(Conversation.objects.select_for_update().filter(pk=conversation.pk).values_list("pk"))
-    _delete_rows(MessageFeedback.objects.filter(conversation_id=conversation.pk))
     _delete_rows(ChatTurn.objects.filter(conversation_id=conversation.pk))
     _delete_rows(Message.objects.filter(conversation_id=conversation.pk))
     _delete_rows(Conversation.objects.filter(pk=conversation.pk))
@@ -109,7 +109,6 @@ def chat_delete_all(*, owner):
     Locks the owner's conversations first, for the reason `conversation_delete` does.
     """
     list(Conversation.objects.select_for_update().filter(owner=owner).values_list("pk"))
-    _delete_rows(MessageFeedback.objects.filter(owner=owner))
     _delete_rows(ChatTurn.objects.filter(owner=owner))
     _delete_rows(Message.objects.filter(owner=owner))
     _delete_rows(Conversation.objects.filter(owner=owner))

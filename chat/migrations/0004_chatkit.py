@@ -2,8 +2,11 @@
 
 A feedback row's owner is its conversation's owner, held by the database as for
 messages (0003_owner_follows_conversation): a composite foreign key with ON UPDATE
-CASCADE on PostgreSQL, triggers on SQLite. Adding `superseded_at` (nullable, no
-default) is an ALTER TABLE ADD COLUMN on SQLite, which keeps chat_message's triggers.
+CASCADE on PostgreSQL, triggers on SQLite. The same key deletes a conversation's
+feedback with it (ON DELETE CASCADE; a trigger on SQLite), so deleting a conversation
+or an account costs no extra statement (chat.services.conversation_delete). Adding
+`superseded_at` (nullable, no default) is an ALTER TABLE ADD COLUMN on SQLite, which
+keeps chat_message's triggers.
 """
 
 import django.db.models.deletion
@@ -18,7 +21,7 @@ POSTGRESQL_FORWARD = [
     ALTER TABLE {TABLE} ADD CONSTRAINT {TABLE}_conversation_owner_fk
         FOREIGN KEY (conversation_id, owner_id)
         REFERENCES chat_conversation (id, owner_id)
-        ON UPDATE CASCADE DEFERRABLE INITIALLY DEFERRED
+        ON UPDATE CASCADE ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED
     """
 ]
 POSTGRESQL_BACKWARD = [f"ALTER TABLE {TABLE} DROP CONSTRAINT {TABLE}_conversation_owner_fk"]
@@ -30,6 +33,14 @@ SQLITE_FORWARD = [
     FOR EACH ROW WHEN NEW.owner_id IS NOT OLD.owner_id
     BEGIN
         UPDATE {TABLE} SET owner_id = NEW.owner_id WHERE conversation_id = NEW.id;
+    END
+    """,
+    f"""
+    CREATE TRIGGER {TABLE}_conversation_delete_cascade
+    AFTER DELETE ON chat_conversation
+    FOR EACH ROW
+    BEGIN
+        DELETE FROM {TABLE} WHERE conversation_id = OLD.id;
     END
     """,
     *(
@@ -47,6 +58,7 @@ SQLITE_FORWARD = [
 ]
 SQLITE_BACKWARD = [
     f"DROP TRIGGER {TABLE}_owner_cascade",
+    f"DROP TRIGGER {TABLE}_conversation_delete_cascade",
     f"DROP TRIGGER {TABLE}_owner_is_conversation_owner_insert",
     f"DROP TRIGGER {TABLE}_owner_is_conversation_owner_update",
 ]

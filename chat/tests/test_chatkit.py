@@ -434,7 +434,10 @@ def test_feedback_owner_follows_its_conversation(api_client, user):
         connection.check_constraints()
 
 
-def test_deleting_the_account_deletes_its_feedback(api_client):
+@pytest.mark.parametrize("delete", ["account", "thread"])
+def test_deleting_the_account_or_thread_deletes_its_feedback(api_client, delete):
+    from django.db import connection
+
     thread_id, events = create(api_client, "hello")
     reply = [e.item for e in events if e.type == "thread.item.done"][-1]
     post(
@@ -445,6 +448,11 @@ def test_deleting_the_account_deletes_its_feedback(api_client):
         },
     )
 
-    assert api_client.delete("/api/v1/auth/me/").status_code == 204
+    if delete == "account":
+        assert api_client.delete("/api/v1/auth/me/").status_code == 204
+    else:
+        post(api_client, {"type": "threads.delete", "params": {"thread_id": thread_id}})
 
     assert not MessageFeedback.objects.exists()
+    assert not Message.objects.exists()
+    connection.check_constraints()

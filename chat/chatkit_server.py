@@ -12,7 +12,6 @@ changed by a refused request.
 import logging
 from collections.abc import AsyncIterator, Iterable, Iterator
 
-from asgiref.sync import sync_to_async
 from chatkit.errors import CustomStreamError
 from chatkit.server import ChatKitServer, NonStreamingResult, StreamingResult
 from chatkit.types import (
@@ -53,6 +52,7 @@ from .chatkit_store import (
     call_task,
     item_id_of,
     message_item,
+    run_sync,
     user_text,
 )
 from .models import Message, MessageFeedback
@@ -172,7 +172,7 @@ class TodoChatKitServer(ChatKitServer[ChatKitContext]):
             if not isinstance(item, UserMessageItem):
                 raise services.InvalidMessage("threads.retry_after_item needs a user message.")
         if isinstance(request, ThreadsCreateReq):
-            conversation = await sync_to_async(services.conversation_create)(owner=context.user)
+            conversation = await run_sync(services.conversation_create, owner=context.user)
             context.new_thread_id = str(conversation.pk)
         if isinstance(request, ItemsFeedbackReq) and not request.params.item_ids:
             raise services.InvalidMessage("items.feedback needs at least one item id.")
@@ -206,7 +206,8 @@ class TodoChatKitServer(ChatKitServer[ChatKitContext]):
         if not thread.title:
             thread.title = " ".join(text.split())[: turns.TITLE_LENGTH]
         try:
-            outcome = await sync_to_async(turns.chat_turn)(
+            outcome = await run_sync(
+                turns.chat_turn,
                 owner=context.user,
                 message=text,
                 conversation_id=int(thread.id),
@@ -214,7 +215,8 @@ class TodoChatKitServer(ChatKitServer[ChatKitContext]):
             )
         except DomainError as exc:
             raise CustomStreamError(str(exc.detail), allow_retry=exc.status_code >= 500) from exc
-        messages = await sync_to_async(selectors.turn_messages)(
+        messages = await run_sync(
+            selectors.turn_messages,
             outcome.conversation_id,
             first_seq=outcome.user_message.seq,
             last_seq=outcome.assistant_message.seq,
@@ -236,9 +238,7 @@ class TodoChatKitServer(ChatKitServer[ChatKitContext]):
 
     async def add_feedback(self, thread_id, item_ids, feedback, context) -> None:
         """Stored per message (a new vote replaces the old); all items must exist."""
-        await sync_to_async(self._add_feedback)(
-            thread_id, item_ids, FEEDBACK_KINDS[feedback], context
-        )
+        await run_sync(self._add_feedback, thread_id, item_ids, FEEDBACK_KINDS[feedback], context)
 
     async def transcribe(self, audio_input, context):
         raise NotSupported(NOT_SUPPORTED_TYPES["input.transcribe"])

@@ -18,9 +18,11 @@ thread or item of another user, or one that does not exist, raises the SDK's
 `NotFoundError`, before anything is changed. Reads are keyset walks of the
 (owner, updated_at, id) and (conversation, seq) indexes (`chat.selectors`), never
 OFFSET. Writes go through `chat.services`. The ORM is synchronous: each method runs
-its work with `sync_to_async` (on the request's thread, under `async_to_sync`).
+its work with `run_sync`, in the calling thread when no event loop runs there (the
+view drives the SDK that way, `chat.views.drive`), else with `sync_to_async`.
 """
 
+import asyncio
 import json
 import uuid
 from dataclasses import dataclass, field
@@ -78,6 +80,17 @@ class ChatKitContext:
     new_thread_id: str | None = None
     appended: dict = field(default_factory=dict)
     known_item_ids: set = field(default_factory=set)
+
+
+async def run_sync(function, *args, **kwargs):
+    """`function(*args, **kwargs)`, right here when no event loop runs in this thread
+    (nothing is waited on, so the coroutine never suspends), else on the request's
+    thread with `sync_to_async`."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return function(*args, **kwargs)
+    return await sync_to_async(function)(*args, **kwargs)
 
 
 def item_id_of(message: Message) -> str:
@@ -186,7 +199,7 @@ class DjangoStore(Store[ChatKitContext]):
             raise NotFoundError(f"Thread {thread_id!r} not found.") from None
 
     async def load_thread(self, thread_id: str, context: ChatKitContext) -> ThreadMetadata:
-        return thread_metadata(await sync_to_async(self._conversation)(thread_id, context))
+        return thread_metadata(await run_sync(self._conversation, thread_id, context))
 
     def _save_thread(self, thread, context):
         conversation = self._conversation(thread.id, context)
@@ -196,7 +209,7 @@ class DjangoStore(Store[ChatKitContext]):
 
     async def save_thread(self, thread: ThreadMetadata, context: ChatKitContext) -> None:
         """Stores the title (the conversation's); the status is always active."""
-        await sync_to_async(self._save_thread)(thread, context)
+        await run_sync(self._save_thread, thread, context)
 
     def _load_threads(self, limit, after, order, context):
         limit = max(1, min(int(limit), 100))
@@ -210,13 +223,13 @@ class DjangoStore(Store[ChatKitContext]):
 
     async def load_threads(self, limit, after, order, context: ChatKitContext):
         """Most recent activity first for "desc"; `after` is the last thread's id."""
-        return await sync_to_async(self._load_threads)(limit, after, order, context)
+        return await run_sync(self._load_threads, limit, after, order, context)
 
     def _delete_thread(self, thread_id, context):
         services.conversation_delete(conversation=self._conversation(thread_id, context))
 
     async def delete_thread(self, thread_id: str, context: ChatKitContext) -> None:
-        await sync_to_async(self._delete_thread)(thread_id, context)
+        await run_sync(self._delete_thread, thread_id, context)
 
     # --- items -----------------------------------------------------------------------
 
@@ -258,14 +271,14 @@ class DjangoStore(Store[ChatKitContext]):
 
     async def load_thread_items(self, thread_id, after, limit, order, context):
         """`after` is the last item's id; "asc" is oldest first."""
-        return await sync_to_async(self._load_thread_items)(thread_id, after, limit, order, context)
+        return await run_sync(self._load_thread_items, thread_id, after, limit, order, context)
 
     def _load_item(self, thread_id, item_id, context):
         message = self._message(thread_id, item_id, context)
         return self._items(message.conversation_id, thread_id, [message])[0]
 
     async def load_item(self, thread_id: str, item_id: str, context: ChatKitContext):
-        return await sync_to_async(self._load_item)(thread_id, item_id, context)
+        return await run_sync(self._load_item, thread_id, item_id, context)
 
     def _add_thread_item(self, thread_id, item, context):
         if item.id in context.known_item_ids:
@@ -292,7 +305,7 @@ class DjangoStore(Store[ChatKitContext]):
     async def add_thread_item(self, thread_id: str, item, context: ChatKitContext) -> None:
         """Stores a new user message (the turn stores the rest); a no-op for items
         already stored."""
-        await sync_to_async(self._add_thread_item)(thread_id, item, context)
+        await run_sync(self._add_thread_item, thread_id, item, context)
 
     async def save_item(self, thread_id: str, item, context: ChatKitContext) -> None:
         """Messages are append-only: an item is never rewritten (it must exist)."""
@@ -312,7 +325,7 @@ class DjangoStore(Store[ChatKitContext]):
     async def delete_thread_item(self, thread_id: str, item_id: str, context) -> None:
         """Marks the message (and a tool step's results) superseded: it leaves the
         thread's items and the agent's history and stays in the REST log."""
-        await sync_to_async(self._delete_thread_item)(thread_id, item_id, context)
+        await run_sync(self._delete_thread_item, thread_id, item_id, context)
 
     # --- attachments: not supported ---------------------------------------------------
 

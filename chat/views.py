@@ -1,6 +1,6 @@
+import contextlib
 import functools
 
-from asgiref.sync import async_to_sync
 from chatkit.server import StreamingResult
 from chatkit.store import NotFoundError
 from django.http import HttpResponse, StreamingHttpResponse
@@ -187,9 +187,11 @@ class FirstRenderer(BaseContentNegotiation):
 class ChatKitView(APIView):
     """The ChatKit protocol (see `chat.chatkit_server`), bearer-token authenticated.
 
-    The raw body goes to the SDK. A streaming request answers `text/event-stream`,
-    sent once the turn has finished (its events are collected first, so a refusal
-    is a JSON error, never a broken stream); the others answer JSON.
+    The raw body goes to the SDK. A streaming request answers `text/event-stream`
+    (its first event is made before the answer starts, so a refusal is a JSON error,
+    never a broken stream); the others answer JSON. The SDK is async but, over our
+    synchronous store, never waits on anything: `drive` runs it in this thread with
+    no event loop and no thread hop, chunk by chunk as the response is sent.
     """
 
     parser_classes = []
@@ -199,24 +201,52 @@ class ChatKitView(APIView):
     def post(self, request):
         context = ChatKitContext(user=request.user)
         try:
-            streaming, payload = async_to_sync(self._process)(request.body, context)
+            result = drive(chatkit_server.process(request.body, context))
+            if isinstance(result, StreamingResult):
+                events = result.__aiter__()
+                first = drive(anext(events, None))
         except PydanticValidationError as exc:
             raise ChatKitRequestInvalid(_request_problem(exc)) from None
         except NotFoundError:
             raise ChatKitNotFound() from None
-        if streaming:
-            response = StreamingHttpResponse(iter(payload), content_type="text/event-stream")
+        if isinstance(result, StreamingResult):
+            response = StreamingHttpResponse(
+                _chunks(first, events), content_type="text/event-stream"
+            )
             response["Cache-Control"] = "no-cache"
             response["X-Accel-Buffering"] = "no"
             return response
-        return HttpResponse(payload, content_type="application/json")
+        return HttpResponse(result.json, content_type="application/json")
 
-    @staticmethod
-    async def _process(body, context):
-        result = await chatkit_server.process(body, context)
-        if isinstance(result, StreamingResult):
-            return True, [chunk async for chunk in result]
-        return False, result.json
+
+def drive(awaitable):
+    """Run `awaitable` to its end in this thread, without an event loop.
+
+    For the ChatKit SDK over `chat.chatkit_store`, whose methods run the ORM directly
+    when no loop runs: the only suspensions left are `asyncio.sleep(0)` (a bare
+    yield), resumed at once. Anything that waits on a real future is a bug here.
+    """
+    steps = awaitable.__await__()
+    try:
+        while True:
+            if steps.send(None) is not None:
+                steps.close()
+                raise RuntimeError("The ChatKit server waited on I/O outside the store.")
+    except StopIteration as done:
+        return done.value
+
+
+def _chunks(first, events):
+    """The stream's SSE chunks: the first one already made, then one at a time."""
+    try:
+        chunk = first
+        while chunk is not None:
+            yield chunk
+            chunk = drive(anext(events, None))
+    finally:
+        # A client gone mid-stream: let the SDK's generator finish its cleanup.
+        with contextlib.suppress(Exception):
+            drive(events.aclose())
 
 
 def _request_problem(exc):

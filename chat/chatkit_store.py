@@ -234,10 +234,13 @@ class DjangoStore(Store[ChatKitContext]):
     # --- items -----------------------------------------------------------------------
 
     def _items(self, conversation_id, thread_id, messages):
-        steps = [m for m in messages if requested_calls(m)]
+        steps = [m for m in messages if m.tool_calls and m.role == Message.Role.ASSISTANT]
         tool_messages = selectors.step_results(conversation_id, steps)
+        step_pks = {m.pk for m in steps}
         return [
-            message_item(m, thread_id, match_results(m, tool_messages) if m in steps else None)
+            message_item(
+                m, thread_id, match_results(m, tool_messages) if m.pk in step_pks else None
+            )
             for m in messages
         ]
 

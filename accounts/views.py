@@ -34,7 +34,7 @@ class PublicAuthView(APIView):
 
 
 class RegisterView(PublicAuthView):
-    """Create an account. Throttled tightly (scope `auth`)."""
+    """Create an account. Throttled per client address (429 with Retry-After)."""
 
     throttle_classes = [AuthRateThrottle]
 
@@ -89,6 +89,7 @@ class MeView(APIView):
 
     @extend_schema(responses={200: UserSerializer})
     def get(self, request):
+        """The caller's account."""
         user = request.user
         return Response(
             {
@@ -101,5 +102,6 @@ class MeView(APIView):
 
     @extend_schema(responses={204: OpenApiResponse(description="Account deleted.")})
     def delete(self, request):
+        """Delete the caller's account with all of its tasks, conversations and messages."""
         account_delete(user=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)

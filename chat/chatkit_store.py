@@ -226,7 +226,12 @@ class DjangoStore(Store[ChatKitContext]):
         return await run_sync(self._load_threads, limit, after, order, context)
 
     def _delete_thread(self, thread_id, context):
-        services.conversation_delete(conversation=self._conversation(thread_id, context))
+        if not (isinstance(thread_id, str) and thread_id.isdigit()):
+            raise NotFoundError(f"Thread {thread_id!r} not found.")
+        try:
+            services.conversation_delete_owned(owner=context.user, conversation_id=int(thread_id))
+        except services.ConversationNotFound:
+            raise NotFoundError(f"Thread {thread_id!r} not found.") from None
 
     async def delete_thread(self, thread_id: str, context: ChatKitContext) -> None:
         await run_sync(self._delete_thread, thread_id, context)

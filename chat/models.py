@@ -193,8 +193,10 @@ class MessageFeedback(models.Model):
         UP = "up"
         DOWN = "down"
 
+    # DO_NOTHING: feedback goes with its conversation's row (ON DELETE CASCADE, see
+    # the migration), which account deletion deletes first (chat_delete_all).
     owner = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="message_feedback"
+        settings.AUTH_USER_MODEL, on_delete=models.DO_NOTHING, related_name="message_feedback"
     )
     conversation = models.ForeignKey(
         Conversation, on_delete=models.CASCADE, related_name="feedback"

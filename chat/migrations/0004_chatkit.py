@@ -114,7 +114,7 @@ class Migration(migrations.Migration):
                 (
                     "owner",
                     models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
                         related_name="message_feedback",
                         to=settings.AUTH_USER_MODEL,
                     ),

@@ -24,7 +24,7 @@ from django.utils.timezone import localtime
 from core.adminkit import AutocompleteFilterMedia, as_id, autocomplete_filter, deletion_summary
 
 from . import services
-from .models import ChatTurn, Conversation, Message
+from .models import ChatTurn, Conversation, Message, MessageFeedback
 
 # The transcript shows this many messages a page; older ones are a link away
 # (?before=<seq>), so a 10,000-message conversation renders as fast as a short one.
@@ -326,4 +326,15 @@ class ChatTurnAdmin(AutocompleteFilterMedia, ReadOnlyAdmin):
     list_filter = [OwnerFilter, ConversationFilter, "status"]
     search_fields = ["owner__username", "client_id"]
     list_select_related = ["owner", "conversation"]
+    show_full_result_count = False
+
+
+@admin.register(MessageFeedback)
+class MessageFeedbackAdmin(ReadOnlyAdmin):
+    """Thumbs up / down from ChatKit front ends: read-only, written by items.feedback."""
+
+    list_display = ["message", "kind", "owner", "conversation", "created_at"]
+    list_filter = ["kind", "created_at"]
+    list_select_related = ["message", "owner", "conversation"]
+    raw_id_fields = ["owner", "conversation", "message"]
     show_full_result_count = False

@@ -2,6 +2,7 @@ from django.urls import path
 from rest_framework.routers import SimpleRouter
 
 from .views import (
+    ChatKitView,
     ChatTurnView,
     ConversationViewSet,
     MessageViewSet,
@@ -21,6 +22,7 @@ urlpatterns = [
     path("chat/turns/<uuid:client_id>/", TurnView.as_view(), name="chat-turn-detail"),
     path("chat/turns/<uuid:client_id>/events/", TurnEventsView.as_view(), name="chat-turn-events"),
     path("chat/turns/<uuid:client_id>/cancel/", TurnCancelView.as_view(), name="chat-turn-cancel"),
+    path("chatkit/", ChatKitView.as_view(), name="chatkit"),
     path(
         "conversations/<int:id>/messages/",
         messages,

@@ -90,7 +90,7 @@ def run(statements_by_vendor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("chat", "0003_owner_follows_conversation"),
+        ("chat", "0004_chatkit"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

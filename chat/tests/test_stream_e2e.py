@@ -52,13 +52,14 @@ def servers(fake_model):
             CHAT_MODEL="fake-model",
             OPENAI_API_KEY="test-key",
             OPENAI_BASE_URL=fake_model.url,
+            THROTTLE_RATE_AUTH="1000/minute",
         )
         run_release(env)
         with GunicornServer(env) as web, GunicornServer(env, process="stream") as stream:
             yield web, stream
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def user_token(servers):
     client = HttpClient(servers[0].url)
     client.login(f"streamer-{uuid.uuid4().hex[:8]}", "Stream-e2e-Passw0rd-88")

@@ -19,26 +19,36 @@ class Conversation(models.Model):
 
     `updated_at` is the time of the last activity and `message_count` the number of
     messages; both move only through `chat.services.message_append`, under the
-    conversation's row lock.
+    conversation's row lock. `archived` puts it aside (out of the default list, and
+    no chat turn continues it); `pinned` lists it first.
     """
 
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.CASCADE,
         related_name="conversations",
-        db_index=False,  # served by conversation_owner_activity
+        db_index=False,  # served by conversation_owner_list
     )
     title = models.CharField(max_length=CONVERSATION_TITLE_MAX_LENGTH, blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
     message_count = models.PositiveIntegerField(default=0)
+    archived = models.BooleanField(default=False)
+    pinned = models.BooleanField(default=False)
 
     objects = ConversationQuerySet.as_manager()
 
     class Meta:
         ordering = ["-updated_at", "-id"]
         indexes = [
-            models.Index(fields=["owner", "updated_at", "id"], name="conversation_owner_activity"),
+            # The list: one owner's archived or other conversations, pinned first,
+            # then most recent activity (keyset pages walk it in order).
+            models.Index(
+                fields=["owner", "archived", "pinned", "updated_at", "id"],
+                name="conversation_owner_list",
+            ),
+            # Retention (`manage.py purge`): the conversations idle the longest.
+            models.Index(fields=["updated_at", "id"], name="conversation_activity"),
         ]
         constraints = [
             models.CheckConstraint(

@@ -18,7 +18,15 @@ from core.compiled import Param
 from .models import Conversation, Message
 
 # The API's conversation and message: serializer fields, page columns, output keys.
-CONVERSATION_FIELDS = ("id", "title", "created_at", "updated_at", "message_count")
+CONVERSATION_FIELDS = (
+    "id",
+    "title",
+    "created_at",
+    "updated_at",
+    "message_count",
+    "archived",
+    "pinned",
+)
 conversation_values = attrgetter(*CONVERSATION_FIELDS)
 MESSAGE_FIELDS = (
     "id",
@@ -39,6 +47,7 @@ MESSAGE_ROW_ATTRIBUTES = tuple(
 OWNER = Param("owner_id", Conversation._meta.get_field("owner"))
 CONVERSATION = Param("conversation_id", Message._meta.get_field("conversation"))
 AFTER_SEQ = Param("after_seq", Message._meta.get_field("seq"))
+ARCHIVED = Param("archived", Conversation._meta.get_field("archived"))
 
 
 def conversations_of(owner):
@@ -46,9 +55,15 @@ def conversations_of(owner):
     return Conversation.objects.owned_by(owner)
 
 
-def conversation_page_rows(owner=OWNER):
-    """A list page's rows (named tuples of CONVERSATION_FIELDS)."""
-    return conversations_of(owner).values_list(*CONVERSATION_FIELDS, named=True)
+def conversation_page_rows(owner=OWNER, archived=ARCHIVED):
+    """A list page's rows (named tuples of CONVERSATION_FIELDS): the owner's archived
+    conversations, or the others. The list pages them pinned first, then by most
+    recent activity, along the index conversation_owner_list."""
+    return (
+        conversations_of(owner)
+        .filter(archived=archived)
+        .values_list(*CONVERSATION_FIELDS, named=True)
+    )
 
 
 def messages_of(owner):

@@ -3,7 +3,7 @@ from operator import attrgetter
 import orjson
 from rest_framework import serializers
 
-from core.fields import JSONArrayField, StrictCharField
+from core.fields import JSONArrayField, StrictBooleanField, StrictCharField
 
 from .models import CONTENT_MAX_LENGTH, CONVERSATION_TITLE_MAX_LENGTH, Conversation, Message
 from .selectors import (
@@ -25,6 +25,8 @@ class ConversationSerializer(serializers.ModelSerializer):
         required=False,
         trim_whitespace=False,
     )
+    archived = StrictBooleanField(required=False, help_text="Left out of the default list.")
+    pinned = StrictBooleanField(required=False, help_text="Listed first.")
 
     class Meta:
         model = Conversation

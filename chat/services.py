@@ -10,7 +10,7 @@ import uuid
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from core.errors import DomainError, NotFound, Unprocessable
+from core.errors import Conflict, DomainError, NotFound, Unprocessable
 from core.text import text_problem
 
 from .models import (
@@ -24,6 +24,13 @@ from .models import (
 
 class ConversationNotFound(NotFound):
     default_detail = "No such conversation."
+
+
+class ConversationArchived(Conflict):
+    default_detail = (
+        'This conversation is archived: unarchive it (PATCH {"archived": false}) '
+        "to continue it, or start a new one."
+    )
 
 
 class InvalidMessage(DomainError):
@@ -45,6 +52,12 @@ def clean_content(content):
     return _checked(content, name="content", max_length=CONTENT_MAX_LENGTH, min_length=1)
 
 
+def _flag(value, *, name):
+    if not isinstance(value, bool):
+        raise InvalidMessage(f"{name} must be true or false.")
+    return value
+
+
 def _checked(value, **rules):
     problem = text_problem(value, **rules)
     if problem:
@@ -59,13 +72,28 @@ def conversation_get(*, owner, conversation_id):
         raise ConversationNotFound() from None
 
 
-def conversation_create(*, owner, title=""):
-    return Conversation.objects.create(owner=owner, title=clean_conversation_title(title))
+def conversation_create(*, owner, title="", archived=False, pinned=False):
+    return Conversation.objects.create(
+        owner=owner,
+        title=clean_conversation_title(title),
+        archived=_flag(archived, name="archived"),
+        pinned=_flag(pinned, name="pinned"),
+    )
 
 
-def conversation_update(*, conversation, title):
-    conversation.title = clean_conversation_title(title)
-    conversation.save(update_fields=["title"])
+def conversation_update(*, conversation, title=None, archived=None, pinned=None):
+    """Change the given fields (None leaves one as it is). Not activity: `updated_at`
+    stays, so archiving or pinning does not reorder the list by recency."""
+    changed = []
+    if title is not None:
+        conversation.title = clean_conversation_title(title)
+        changed.append("title")
+    for name, value in (("archived", archived), ("pinned", pinned)):
+        if value is not None:
+            setattr(conversation, name, _flag(value, name=name))
+            changed.append(name)
+    if changed:
+        conversation.save(update_fields=changed)
     return conversation
 
 
@@ -121,8 +149,21 @@ def _delete_rows(queryset):
     return queryset._raw_delete(queryset.db)
 
 
-def message_append(*, owner, conversation_id, role, content, tool_calls=None, client_id=None):
+def message_append(
+    *,
+    owner,
+    conversation_id,
+    role,
+    content,
+    tool_calls=None,
+    client_id=None,
+    refuse_archived=False,
+):
     """Append a message to one of `owner`'s conversations.
+
+    With `refuse_archived`, an archived conversation raises `ConversationArchived`
+    instead (checked under the row lock, so an archive that commits first wins): a
+    chat turn never continues a conversation the user put aside.
 
     Returns `(message, created)`. Given a `client_id` already stored in that
     conversation, returns the stored message with `created=False`, or raises
@@ -147,6 +188,7 @@ def message_append(*, owner, conversation_id, role, content, tool_calls=None, cl
                 content=content,
                 tool_calls=tool_calls,
                 client_id=client_id,
+                refuse_archived=refuse_archived,
             )
     except IntegrityError:
         # Only a conversation deleted between our lock and our insert gets here
@@ -154,7 +196,9 @@ def message_append(*, owner, conversation_id, role, content, tool_calls=None, cl
         raise ConversationNotFound() from None
 
 
-def _append_locked(*, owner, conversation_id, role, content, tool_calls, client_id):
+def _append_locked(
+    *, owner, conversation_id, role, content, tool_calls, client_id, refuse_archived
+):
     """Call inside a transaction: takes the conversation's row lock first."""
     try:
         conversation_id = int(conversation_id)
@@ -163,11 +207,13 @@ def _append_locked(*, owner, conversation_id, role, content, tool_calls, client_
     conversation = (
         Conversation.objects.select_for_update()
         .filter(owner=owner, pk=conversation_id)
-        .only("id", "owner_id", "updated_at", "message_count")
+        .only("id", "owner_id", "updated_at", "message_count", "archived")
         .first()
     )
     if conversation is None:
         raise ConversationNotFound()
+    if refuse_archived and conversation.archived:
+        raise ConversationArchived()
     if client_id is not None:
         stored = conversation.messages.filter(client_id=client_id).first()
         if stored is not None:

@@ -94,8 +94,9 @@ def chat_turn(
 
     Without `conversation_id` a new conversation is started. Raises
     `InvalidMessage` (400) for a bad message, `ConversationNotFound` (404),
-    `TurnInProgress` (409), `TurnClientIdReused` (422), `AgentFailed` (502),
-    `AgentTimeout` or `AgentUnavailable` (503). Call outside any transaction.
+    `TurnInProgress` or `ConversationArchived` (409), `TurnClientIdReused` (422),
+    `AgentFailed` (502), `AgentTimeout` or `AgentUnavailable` (503). Call outside any
+    transaction.
     """
     content = services.clean_content(message)
     turn = _claim(
@@ -184,6 +185,7 @@ def _start(owner, content, conversation_id, client_id):
         role=Message.Role.USER,
         content=content,
         client_id=client_id,
+        refuse_archived=True,
     )
     now = timezone.now()
     return ChatTurn.objects.create(

@@ -21,13 +21,36 @@ from .serializers import (
 )
 
 
+def archived_param(request):
+    """`?archived=true|false` as a bool (default false); any other value is a 400."""
+    raw = request.query_params.get("archived", "false")
+    if raw not in ("true", "false"):
+        raise ValidationError({"archived": ["Must be true or false."]})
+    return raw == "true"
+
+
+@extend_schema_view(
+    list=extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "archived",
+                OpenApiTypes.BOOL,
+                description="true: only the archived conversations; false (default): the others.",
+            ),
+        ]
+    ),
+)
 class ConversationViewSet(viewsets.ModelViewSet):
-    """The caller's conversations, most recent activity first."""
+    """The caller's conversations: pinned first, then most recent activity first.
+
+    Archived ones are listed only with `?archived=true` (and then only they are).
+    """
 
     serializer_class = ConversationSerializer
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
     lookup_value_converter = "int"
-    keyset_orderings = {"-updated_at": ("-updated_at", "-id")}
+    # The ordering is the contract's, not a choice: "-updated_at" is its only name.
+    keyset_orderings = {"-updated_at": ("-pinned", "-updated_at", "-id")}
     default_keyset_ordering = "-updated_at"
 
     def get_queryset(self):
@@ -39,7 +62,7 @@ class ConversationViewSet(viewsets.ModelViewSet):
             self,
             model=Conversation,
             build=selectors.conversation_page_rows,
-            values={"owner_id": request.user.pk},
+            values={"owner_id": request.user.pk, "archived": archived_param(request)},
         )
         return self.get_paginated_response([conversation_data(row) for row in page])
 
@@ -53,10 +76,7 @@ class ConversationViewSet(viewsets.ModelViewSet):
         conversation = self.get_object()
         serializer = self.get_serializer(conversation, data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
-        if "title" in serializer.validated_data:
-            services.conversation_update(
-                conversation=conversation, title=serializer.validated_data["title"]
-            )
+        services.conversation_update(conversation=conversation, **serializer.validated_data)
         return Response(conversation_data(conversation))
 
     def destroy(self, request, *args, **kwargs):

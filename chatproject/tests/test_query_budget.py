@@ -31,6 +31,7 @@ def data(user):
         "/api/v1/tasks/?page_size=100&completed=false&search=Task&ordering=updated_at",
         "/api/v1/conversations/?page_size=1",
         "/api/v1/conversations/?page_size=100",
+        "/api/v1/conversations/?page_size=100&archived=true",
         "/api/v1/auth/me/",
     ],
 )

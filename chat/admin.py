@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.utils.html import format_html, format_html_join
 
 from .models import ChatTurn, Conversation, Message
+from .search import MAX_SEARCH_LENGTH
 
 # A transcript longer than this shows its newest messages only, so a
 # 10,000-message conversation renders as fast as a short one.
@@ -18,6 +19,11 @@ class ConversationAdmin(admin.ModelAdmin):
     date_hierarchy = "updated_at"
     readonly_fields = ["message_count", "created_at", "updated_at", "transcript"]
     fields = ["owner", "title", "message_count", "created_at", "updated_at", "transcript"]
+
+    def get_search_results(self, request, queryset, search_term):
+        """Full-text, as the API's `?search=` (title or a message), or the owner's
+        exact username."""
+        return _searched(queryset, search_term, owner__username=search_term.strip())
 
     @admin.display(description="Transcript")
     def transcript(self, conversation):
@@ -62,6 +68,10 @@ class MessageAdmin(admin.ModelAdmin):
     raw_id_fields = ["conversation", "owner"]
     show_full_result_count = False
 
+    def get_search_results(self, request, queryset, search_term):
+        """Full-text, as the API's `GET messages/?search=` (the same index)."""
+        return _searched(queryset, search_term)
+
     @admin.display(description="content")
     def short_content(self, message):
         return message.content[:80]
@@ -71,6 +81,17 @@ class MessageAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+def _searched(queryset, search_term, **or_exactly):
+    """`queryset.search(search_term)`, or any row matching `or_exactly`; NULs dropped."""
+    text = search_term.replace("\x00", "").strip()[:MAX_SEARCH_LENGTH]
+    if not text:
+        return queryset, False
+    found = queryset.search(text)
+    if or_exactly:
+        found = found | queryset.filter(**or_exactly)
+    return found, False
 
 
 @admin.register(ChatTurn)

@@ -1,9 +1,11 @@
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.db.models.functions import Length
 from django.db.models.lookups import GreaterThanOrEqual, LessThanOrEqual
 from django.utils import timezone
+
+from .search import Matches, clean_search
 
 CONVERSATION_TITLE_MAX_LENGTH = 255
 CONTENT_MAX_LENGTH = 10_000
@@ -12,6 +14,15 @@ CONTENT_MAX_LENGTH = 10_000
 class ConversationQuerySet(models.QuerySet):
     def owned_by(self, user):
         return self.filter(owner=user)
+
+    def search(self, text, *, messages=None):
+        """Conversations whose title, or one of whose `messages` (default: all),
+        matches every word of `text` (chat/search.py); pass the owner's messages so
+        the search reads only their index entries."""
+        messages = Message.objects.all() if messages is None else messages
+        text = clean_search(text)
+        in_messages = messages.search(text).values("conversation_id")
+        return self.filter(Q(Matches(F("title"), text)) | Q(pk__in=in_messages))
 
 
 class Conversation(models.Model):
@@ -70,6 +81,11 @@ class Conversation(models.Model):
 class MessageQuerySet(models.QuerySet):
     def owned_by(self, user):
         return self.filter(owner=user)
+
+    def search(self, text):
+        """Messages whose content matches every word of `text` (chat/search.py): the
+        one meaning of message search, for the API and the admin."""
+        return self.filter(Matches(F("content"), clean_search(text)))
 
 
 class Message(models.Model):

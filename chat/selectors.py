@@ -66,9 +66,26 @@ def conversation_page_rows(owner=OWNER, archived=ARCHIVED):
     )
 
 
+def conversation_search_rows(owner, *, search, archived):
+    """Rows as `conversation_page_rows`, of the owner's conversations (archived ones,
+    or the others) whose title or a message matches `search`."""
+    return (
+        conversations_of(owner)
+        .filter(archived=archived)
+        .search(search, messages=messages_of(owner))
+        .values_list(*CONVERSATION_FIELDS, named=True)
+    )
+
+
 def messages_of(owner):
     """The owner's messages, in every conversation."""
     return Message.objects.owned_by(owner)
+
+
+def message_search_rows(owner, *, search):
+    """Page rows (as `message_page_rows`, with `content`) of the owner's messages, in
+    every conversation, that match `search`."""
+    return _message_rows(messages_of(owner).search(search))
 
 
 def message_page_rows(*, after):
@@ -82,6 +99,12 @@ def message_page_rows(*, after):
     messages = Message.objects.filter(conversation=CONVERSATION)
     if after:
         messages = messages.filter(seq__gt=AFTER_SEQ)
+    return _message_rows(messages)
+
+
+def _message_rows(messages):
+    """`messages` as named tuples of MESSAGE_ROW_ATTRIBUTES and `owner_id`, the tool
+    calls as their stored JSON text."""
     messages = messages.annotate(tool_calls_json=Cast("tool_calls", TextField()))
     columns = [name for name in MESSAGE_ROW_ATTRIBUTES if name != "tool_calls_json"]
     return messages.values_list(*columns, "owner_id", "tool_calls_json", named=True)

@@ -2,13 +2,14 @@ import functools
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
-from rest_framework import mixins, status, viewsets
+from rest_framework import generics, mixins, serializers, status, viewsets
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from . import selectors, services, turns
 from .models import Conversation, Message
+from .search import snippet
 from .serializers import (
     ChatTurnResponseSerializer,
     ChatTurnSerializer,
@@ -19,6 +20,21 @@ from .serializers import (
     message_data,
     message_row_data,
 )
+
+SEARCH_PARAMETER = OpenApiParameter(
+    "search",
+    OpenApiTypes.STR,
+    description=(
+        "Words that must all match (case- and accent-insensitive; a word's beginning "
+        "matches: `mil` finds milk). Any character is plain text; NUL is a 400."
+    ),
+)
+
+
+def search_param(request):
+    """`?search=` stripped, or None when absent or blank."""
+    text = request.query_params.get("search", "").strip()
+    return text or None
 
 
 def archived_param(request):
@@ -37,6 +53,7 @@ def archived_param(request):
                 OpenApiTypes.BOOL,
                 description="true: only the archived conversations; false (default): the others.",
             ),
+            SEARCH_PARAMETER,
         ]
     ),
 )
@@ -44,6 +61,8 @@ class ConversationViewSet(viewsets.ModelViewSet):
     """The caller's conversations: pinned first, then most recent activity first.
 
     Archived ones are listed only with `?archived=true` (and then only they are).
+    With `?search=`, those whose title or a message matches, most recent activity
+    first (pinned or not).
     """
 
     serializer_class = ConversationSerializer
@@ -57,13 +76,31 @@ class ConversationViewSet(viewsets.ModelViewSet):
         return selectors.conversations_of(self.request.user)
 
     def list(self, request, *args, **kwargs):
-        page = self.paginator.paginate(
-            request,
-            self,
-            model=Conversation,
-            build=selectors.conversation_page_rows,
-            values={"owner_id": request.user.pk, "archived": archived_param(request)},
-        )
+        archived = archived_param(request)
+        search = search_param(request)
+        if search is None:
+            page = self.paginator.paginate(
+                request,
+                self,
+                model=Conversation,
+                build=selectors.conversation_page_rows,
+                values={"owner_id": request.user.pk, "archived": archived},
+            )
+        else:
+            self.keyset_orderings = {"-updated_at": ("-updated_at", "-id")}
+            page = self.paginator.paginate(
+                request,
+                self,
+                model=Conversation,
+                build=functools.partial(
+                    selectors.conversation_search_rows,
+                    request.user.pk,
+                    search=search,
+                    archived=archived,
+                ),
+                values={},
+                reuse=False,
+            )
         return self.get_paginated_response([conversation_data(row) for row in page])
 
     def create(self, request, *args, **kwargs):
@@ -157,6 +194,41 @@ class MessageViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, viewsets.Ge
         )
         return Response(
             message_data(message), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        )
+
+
+class MessageSearchResultSerializer(MessageSerializer):
+    """A message found by a search (schema only; built by MessageSearchView)."""
+
+    snippet = serializers.CharField(read_only=True, help_text="The part that matches.")
+
+    class Meta(MessageSerializer.Meta):
+        fields = (*MessageSerializer.Meta.fields, "snippet")
+
+
+@extend_schema_view(get=extend_schema(parameters=[SEARCH_PARAMETER]))
+class MessageSearchView(generics.ListAPIView):
+    """The caller's messages that match `?search=` (required), across conversations,
+    newest first; each with `conversation` and a `snippet` around the first match."""
+
+    serializer_class = MessageSearchResultSerializer
+    keyset_orderings = {"-created_at": ("-created_at", "-id")}
+    default_keyset_ordering = "-created_at"
+
+    def list(self, request, *args, **kwargs):
+        search = search_param(request)
+        if search is None:
+            raise ValidationError({"search": ["Give the words to search for."]})
+        page = self.paginator.paginate(
+            request,
+            self,
+            model=Message,
+            build=functools.partial(selectors.message_search_rows, request.user.pk, search=search),
+            values={},
+            reuse=False,
+        )
+        return self.get_paginated_response(
+            [{**message_row_data(row), "snippet": snippet(row.content, search)} for row in page]
         )
 
 

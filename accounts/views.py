@@ -1,13 +1,19 @@
 """Accounts over HTTP: register, tokens (simplejwt), refresh with rotation, logout, me."""
 
+from django.http import StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import status
+from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework_simplejwt.serializers import TokenObtainPairSerializer
 from rest_framework_simplejwt.views import TokenObtainPairView
 
+from core.parsers import NDJSONParser
+from core.renderers import FastJSONRenderer, NDJSONRenderer
+
+from .portability import account_import, export_lines
 from .serializers import (
     AccountSerializer,
     RefreshSerializer,
@@ -103,3 +109,48 @@ class MeView(APIView):
     def delete(self, request):
         account_delete(user=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ExportView(APIView):
+    """The caller's whole account as NDJSON, streamed (accounts/portability.py)."""
+
+    renderer_classes = [FastJSONRenderer, NDJSONRenderer]
+
+    def perform_content_negotiation(self, request, force=False):
+        """The body is NDJSON whatever the client accepts; an error is JSON."""
+        return super().perform_content_negotiation(request, force=True)
+
+    @extend_schema(
+        responses={(200, "application/x-ndjson"): OpenApiTypes.STR},
+        description=(
+            "One JSON object a line: the user, then every task, then every "
+            "conversation followed by its messages."
+        ),
+    )
+    def get(self, request):
+        response = StreamingHttpResponse(
+            export_lines(user=request.user), content_type="application/x-ndjson"
+        )
+        response["Content-Disposition"] = 'attachment; filename="export.ndjson"'
+        return response
+
+
+class ImportCountsSerializer(serializers.Serializer):
+    tasks = serializers.IntegerField()
+    conversations = serializers.IntegerField()
+    messages = serializers.IntegerField()
+
+
+class ImportView(APIView):
+    """Add an export's tasks, conversations and messages to the caller's account: all
+    or nothing, a 400 naming the first bad line."""
+
+    parser_classes = [NDJSONParser]
+
+    @extend_schema(
+        request={"application/x-ndjson": OpenApiTypes.STR},
+        responses={201: ImportCountsSerializer},
+    )
+    def post(self, request):
+        counts = account_import(user=request.user, body=request.data)
+        return Response(counts, status=status.HTTP_201_CREATED)

@@ -10,7 +10,7 @@ its caller: a message's owner is its conversation's, which the database holds
 
 from operator import attrgetter
 
-from django.db.models import TextField
+from django.db.models import Q, TextField
 from django.db.models.functions import Cast
 
 from core.compiled import Param
@@ -100,6 +100,18 @@ def message_page_rows(*, after):
     if after:
         messages = messages.filter(seq__gt=AFTER_SEQ)
     return _message_rows(messages)
+
+
+def messages_in(conversation_ids):
+    """Page rows (as `message_page_rows`) of the messages of these conversations; the
+    caller chose conversations of one owner, whose messages are that owner's."""
+    return _message_rows(Message.objects.filter(conversation_id__in=conversation_ids))
+
+
+def after_message(conversation_id, seq):
+    """The condition "after message `seq` of `conversation_id`" in (conversation, seq)
+    order: a keyset step through several conversations' messages."""
+    return Q(conversation_id__gt=conversation_id) | Q(conversation_id=conversation_id, seq__gt=seq)
 
 
 def _message_rows(messages):

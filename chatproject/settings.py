@@ -188,6 +188,15 @@ STORAGES = {
 
 # The largest request body accepted; larger ones answer 413 JSON.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_REQUEST_BODY_BYTES", 256 * 1024)
+# The largest account import (POST /api/v1/import/, NDJSON); larger ones answer 413.
+MAX_IMPORT_BYTES = env_int("MAX_IMPORT_BYTES", 50 * 1024 * 1024)
+# Paths whose body may be larger than DATA_UPLOAD_MAX_MEMORY_SIZE, with their limit
+# (chatproject.middleware refuses a larger declared Content-Length before reading).
+REQUEST_BODY_LIMITS = {"/api/v1/import/": MAX_IMPORT_BYTES}
+
+# Retention: `manage.py purge` deletes conversations with no activity for this many
+# days (unset: the command refuses to run without --days).
+RETENTION_DAYS = env_int("RETENTION_DAYS", 0) or None
 
 CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},

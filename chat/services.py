@@ -8,6 +8,7 @@ and `message_count` and `updated_at` never lose an update.
 import uuid
 
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from core.errors import Conflict, DomainError, NotFound, Unprocessable
@@ -117,15 +118,59 @@ def conversation_delete(*, conversation):
     """Delete the conversation with all of its messages and turns.
 
     Takes the conversation's row lock first, as `message_append` does, so an append
-    either commits before the delete starts or finds the conversation gone. Then
-    three DELETE statements on indexed columns, however long the conversation:
+    either commits before the delete starts or finds the conversation gone.
+    """
+    list(Conversation.objects.select_for_update().filter(pk=conversation.pk).values_list("pk"))
+    _delete_conversations([conversation.pk])
+
+
+@transaction.atomic
+def conversations_purge(*, conversation_ids, idle_before):
+    """Delete those of `conversation_ids` that have had no activity since before
+    `idle_before`, whole; returns (conversations, messages) deleted.
+
+    Takes the row locks `conversation_delete` and `message_append` take, and checks
+    the idleness under them: an append that commits first moves `updated_at` on, and
+    PostgreSQL re-reads the row after the wait, so the conversation is kept whole
+    with its new message; one that comes after finds the conversation gone and
+    stores nothing. Keep the batch small: its rows stay locked until commit.
+    """
+    locked = list(
+        Conversation.objects.select_for_update()
+        .filter(pk__in=conversation_ids, updated_at__lt=idle_before)
+        .values_list("pk", "message_count")
+    )
+    ids = [pk for pk, _ in locked]
+    if ids:
+        _delete_conversations(ids)
+    return len(ids), sum(count for _, count in locked)
+
+
+def purge_candidates(*, idle_before, after=None, limit=100):
+    """Up to `limit` conversations (of every owner) idle since before `idle_before`,
+    the longest idle first, after the (updated_at, id) pair `after`: rows with `pk`,
+    `updated_at` and `message_count`, read along the index conversation_activity."""
+    rows = Conversation.objects.filter(updated_at__lt=idle_before)
+    if after is not None:
+        updated_at, pk = after
+        rows = rows.filter(Q(updated_at__gt=updated_at) | Q(updated_at=updated_at, pk__gt=pk))
+    return list(
+        rows.order_by("updated_at", "id").values_list(
+            "pk", "updated_at", "message_count", named=True
+        )[:limit]
+    )
+
+
+def _delete_conversations(ids):
+    """Call holding the conversations' row locks: their turns, messages, themselves.
+
+    Three DELETE statements on indexed columns, however long the conversations:
     Django's own cascade would first load every message id (turns point at
     messages), a query per thousand messages.
     """
-    list(Conversation.objects.select_for_update().filter(pk=conversation.pk).values_list("pk"))
-    _delete_rows(ChatTurn.objects.filter(conversation_id=conversation.pk))
-    _delete_rows(Message.objects.filter(conversation_id=conversation.pk))
-    _delete_rows(Conversation.objects.filter(pk=conversation.pk))
+    _delete_rows(ChatTurn.objects.filter(conversation_id__in=ids))
+    _delete_rows(Message.objects.filter(conversation_id__in=ids))
+    _delete_rows(Conversation.objects.filter(pk__in=ids))
 
 
 @transaction.atomic

@@ -40,7 +40,7 @@ class PublicAuthView(APIView):
 
 
 class RegisterView(PublicAuthView):
-    """Create an account. Throttled tightly (scope `auth`)."""
+    """Create an account. Throttled per client address (429 with Retry-After)."""
 
     throttle_classes = [AuthRateThrottle]
 
@@ -95,6 +95,7 @@ class MeView(APIView):
 
     @extend_schema(responses={200: UserSerializer})
     def get(self, request):
+        """The caller's account."""
         user = request.user
         return Response(
             {
@@ -107,12 +108,13 @@ class MeView(APIView):
 
     @extend_schema(responses={204: OpenApiResponse(description="Account deleted.")})
     def delete(self, request):
+        """Delete the caller's account with all of its tasks, conversations and messages."""
         account_delete(user=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class ExportView(APIView):
-    """The caller's whole account as NDJSON, streamed (accounts/portability.py)."""
+    """The caller's whole account as NDJSON, streamed."""
 
     renderer_classes = [FastJSONRenderer, NDJSONRenderer]
 
@@ -136,6 +138,8 @@ class ExportView(APIView):
 
 
 class ImportCountsSerializer(serializers.Serializer):
+    """How many tasks, conversations and messages an import added."""
+
     tasks = serializers.IntegerField()
     conversations = serializers.IntegerField()
     messages = serializers.IntegerField()

@@ -125,6 +125,11 @@ class Message(models.Model):
 
     class Meta:
         ordering = ["seq"]
+        indexes = [
+            # The owner's messages newest first (`GET messages/`, and a search for a
+            # common word, which the planner may walk this way rather than by GIN).
+            models.Index(fields=["owner", "created_at", "id"], name="message_owner_created"),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["conversation", "seq"], name="message_conversation_seq_unique"

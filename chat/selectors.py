@@ -82,10 +82,11 @@ def messages_of(owner):
     return Message.objects.owned_by(owner)
 
 
-def message_search_rows(owner, *, search):
-    """Page rows (as `message_page_rows`, with `content`) of the owner's messages, in
-    every conversation, that match `search`."""
-    return _message_rows(messages_of(owner).search(search))
+def message_search_rows(owner, *, search=None):
+    """Page rows (as `message_page_rows`) of the owner's messages, in every
+    conversation, that match `search` (all of them without one)."""
+    messages = messages_of(owner)
+    return _message_rows(messages.search(search) if search else messages)
 
 
 def message_page_rows(*, after):

@@ -21,6 +21,7 @@ from .models import (
     Conversation,
     Message,
 )
+from .selectors import conversations_of
 
 
 class ConversationNotFound(NotFound):
@@ -120,8 +121,22 @@ def conversation_delete(*, conversation):
     Takes the conversation's row lock first, as `message_append` does, so an append
     either commits before the delete starts or finds the conversation gone.
     """
-    list(Conversation.objects.select_for_update().filter(pk=conversation.pk).values_list("pk"))
-    _delete_conversations([conversation.pk])
+    conversation_delete_owned(owner=conversation.owner_id, conversation_id=conversation.pk)
+
+
+@transaction.atomic
+def conversation_delete_owned(*, owner, conversation_id):
+    """`conversation_delete` by id: one of `owner`'s conversations, else ConversationNotFound.
+
+    Checks the owner in the statement that takes the row lock, so deleting through
+    the API costs no separate read.
+    """
+    if not 0 < conversation_id < 2**63:  # no such id; SQLite cannot even bind it
+        raise ConversationNotFound()
+    locked = conversations_of(owner).select_for_update().filter(pk=conversation_id)
+    if not list(locked.order_by().values_list("pk")):
+        raise ConversationNotFound()
+    _delete_conversations([conversation_id])
 
 
 @transaction.atomic

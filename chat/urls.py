@@ -13,7 +13,7 @@ urlpatterns = [
     path("chat/", ChatTurnView.as_view(), name="chat-turn"),
     path("messages/", MessageSearchView.as_view(), name="message-search"),
     path(
-        "conversations/<int:conversation_pk>/messages/",
+        "conversations/<int:id>/messages/",
         messages,
         name="conversation-messages",
     ),

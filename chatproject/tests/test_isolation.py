@@ -105,7 +105,7 @@ def sample(schema, name=""):
 
 
 def collection_of(path, parameter):
-    """The collection a path parameter indexes: `/conversations/{conversation_pk}/`
+    """The collection a path parameter indexes: `/conversations/{id}/messages/`
     gives conversations."""
     segments = path.strip("/").split("/")
     position = segments.index("{" + parameter + "}")
@@ -188,7 +188,7 @@ def test_schema_names_objects_to_check():
     for expected in (
         "GET /api/v1/tasks/{id}/",
         "DELETE /api/v1/conversations/{id}/",
-        "POST /api/v1/conversations/{conversation_pk}/messages/",
+        "POST /api/v1/conversations/{id}/messages/",
     ):
         assert expected in found, sorted(found)
 
@@ -226,8 +226,11 @@ def test_missing_object_is_404_for_its_would_be_owner(world, method, path):
 def test_nothing_of_another_user_in_any_list(world, method, path):
     """Every read without an id (the lists, auth/me/) carries nothing of A's to B."""
     response = client_for(world.b).get(path)
-    assert response.status_code == 200, (path, response.content[:300])
-    assert SECRET.encode() not in response.content
+    body = b"".join(response.streaming_content) if response.streaming else response.content
+    assert response.status_code == 200, (path, body[:300])
+    assert SECRET.encode() not in body
+    if response.streaming:  # export/: NDJSON, checked above
+        return
     collection = path.strip("/").split("/")[-1]
     if collection in world.ids and "results" in response.json():
         ids = {item.get("id") for item in response.json()["results"]}

@@ -295,6 +295,11 @@ class _Importer:
                     tool_calls=tool_calls,
                     client_id=client_id,
                     created_at=_timestamp(record, "created_at"),
+                    superseded_at=(
+                        None
+                        if record.get("superseded_at") is None
+                        else _timestamp(record, "superseded_at")
+                    ),
                 ),
             )
         )

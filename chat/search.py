@@ -4,7 +4,7 @@ The meaning (shared/API.md, "History"): every word of the search must match a wo
 of the text at its beginning (`mil` finds "milk"), ignoring case and accents;
 characters such as `&|!:*()` and quotes are plain text, never query syntax.
 
-PostgreSQL (chat/migrations/0005_search.py): messages carry a stored generated
+PostgreSQL (chat/migrations/0006_search.py): messages carry a stored generated
 column `search_vector = to_tsvector('simple', chat_unaccent(content))` under a GIN
 index on (owner_id, search_vector) (btree_gin), so one user's search reads only
 that user's entries. The search text becomes a tsquery in the database by

@@ -5,9 +5,10 @@ the conversation's row lock, so `seq` follows commit order with no gap or repeat
 and `message_count` and `updated_at` never lose an update.
 """
 
+import contextlib
 import uuid
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connections, router, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -20,6 +21,7 @@ from .models import (
     ChatTurn,
     Conversation,
     Message,
+    MessageFeedback,
 )
 from .selectors import conversations_of
 
@@ -119,7 +121,11 @@ def conversation_delete(*, conversation):
     """Delete the conversation with all of its messages and turns.
 
     Takes the conversation's row lock first, as `message_append` does, so an append
-    either commits before the delete starts or finds the conversation gone.
+    either commits before the delete starts or finds the conversation gone. Then
+    three DELETE statements on indexed columns, however long the conversation (its
+    feedback goes with the conversation's row, chat/migrations/0004_chatkit.py):
+    Django's own cascade would first load every message id (turns point at
+    messages), a query per thousand messages.
     """
     conversation_delete_owned(owner=conversation.owner_id, conversation_id=conversation.pk)
 
@@ -177,7 +183,8 @@ def purge_candidates(*, idle_before, after=None, limit=100):
 
 
 def _delete_conversations(ids):
-    """Call holding the conversations' row locks: their turns, messages, themselves.
+    """Call holding the conversations' row locks: their turns, messages, themselves
+    (their feedback goes with the conversation's row, chat/migrations/0004_chatkit.py).
 
     Three DELETE statements on indexed columns, however long the conversations:
     Django's own cascade would first load every message id (turns point at
@@ -198,6 +205,36 @@ def chat_delete_all(*, owner):
     _delete_rows(ChatTurn.objects.filter(owner=owner))
     _delete_rows(Message.objects.filter(owner=owner))
     _delete_rows(Conversation.objects.filter(owner=owner))
+
+
+def messages_supersede(*, owner, conversation_id, message_ids):
+    """Mark messages of one of `owner`'s conversations superseded (a ChatKit retry).
+
+    They stay in the REST log with their seq; ChatKit's items and the agent's history
+    leave them out. Already superseded ones keep their first time. Returns how many
+    were marked now.
+    """
+    return (
+        Message.objects.owned_by(owner)
+        .filter(conversation_id=conversation_id, pk__in=message_ids, superseded_at__isnull=True)
+        .update(superseded_at=timezone.now())
+    )
+
+
+def feedback_set(*, message, kind):
+    """Store `kind` ("up" or "down") as the feedback on `message`, replacing an earlier one."""
+    if kind not in MessageFeedback.Kind.values:
+        raise InvalidMessage(f"kind must be one of {', '.join(MessageFeedback.Kind.values)}.")
+    feedback, _ = MessageFeedback.objects.update_or_create(
+        message=message,
+        defaults={
+            "kind": kind,
+            "owner_id": message.owner_id,
+            "conversation_id": message.conversation_id,
+            "created_at": timezone.now(),
+        },
+    )
+    return feedback
 
 
 def _delete_rows(queryset):
@@ -239,6 +276,16 @@ def message_append(
             client_id = uuid.UUID(str(client_id))
         except ValueError:
             raise InvalidMessage("client_id must be a UUID.") from None
+    if connections[router.db_for_write(Message)].vendor == "postgresql":
+        return _append_in_one_statement(
+            owner=owner,
+            conversation_id=conversation_id,
+            role=role,
+            content=content,
+            tool_calls=tool_calls,
+            client_id=client_id,
+            refuse_archived=refuse_archived,
+        )
     try:
         with transaction.atomic():
             return _append_locked(
@@ -254,6 +301,106 @@ def message_append(
         # Only a conversation deleted between our lock and our insert gets here
         # (the lock serializes appends, so seq and client_id cannot collide).
         raise ConversationNotFound() from None
+
+
+# The lock, the count and the insert in one statement (PostgreSQL): the UPDATE takes
+# the conversation's row lock and numbers the message, the INSERT stores it; both
+# commit together or not at all, so seq stays gap-free and message_count exact. The
+# time is read once the lock is held (clock_timestamp() in the UPDATE, which
+# PostgreSQL evaluates again after waiting for the lock), so created_at follows seq.
+APPEND_SQL = """
+WITH conversation AS (
+    UPDATE chat_conversation
+    SET message_count = message_count + 1,
+        updated_at = GREATEST(updated_at, clock_timestamp())
+    WHERE id = %(conversation_id)s AND owner_id = %(owner_id)s
+        AND NOT (archived AND %(refuse_archived)s)
+    RETURNING id, owner_id, message_count, updated_at
+)
+INSERT INTO chat_message
+    (conversation_id, owner_id, seq, role, content, tool_calls, client_id, created_at)
+SELECT id, owner_id, message_count, %(role)s, %(content)s, %(tool_calls)s, %(client_id)s,
+       updated_at
+FROM conversation
+RETURNING id, conversation_id, owner_id, seq, created_at
+"""
+
+
+def _append_in_one_statement(
+    *, owner, conversation_id, role, content, tool_calls, client_id, refuse_archived
+):
+    """`message_append` on PostgreSQL: one statement (APPEND_SQL) and no transaction
+    block around it when the caller has none, so one round trip.
+
+    A `client_id` already stored makes the INSERT fail on its unique index, which
+    undoes the UPDATE too (one statement); the stored message is then read and
+    compared, as in `_append_locked`.
+    """
+    try:
+        conversation_id = int(conversation_id)
+        if not 0 < conversation_id < 2**63:
+            raise ValueError
+    except (TypeError, ValueError):
+        raise ConversationNotFound() from None
+    connection = connections[router.db_for_write(Message)]
+    params = {
+        "conversation_id": conversation_id,
+        "owner_id": getattr(owner, "pk", owner),
+        "role": role,
+        "content": content,
+        "tool_calls": Message._meta.get_field("tool_calls").get_db_prep_save(
+            tool_calls, connection
+        ),
+        "client_id": client_id,
+        "refuse_archived": refuse_archived,
+    }
+    # Alone, the statement is its own transaction; inside the caller's, a savepoint
+    # keeps a refused client_id from aborting it.
+    block = (
+        transaction.atomic(using=connection.alias)
+        if connection.in_atomic_block
+        else contextlib.nullcontext()
+    )
+    try:
+        with block:
+            with connection.cursor() as cursor:
+                cursor.execute(APPEND_SQL, params)
+                row = cursor.fetchone()
+    except IntegrityError:
+        if client_id is None:
+            raise ConversationNotFound() from None  # deleted between lock and insert
+        return _stored_retry(owner, conversation_id, role, content, tool_calls, client_id)
+    if row is None:
+        if refuse_archived and conversations_of(owner).filter(pk=conversation_id).exists():
+            raise ConversationArchived()
+        raise ConversationNotFound()
+    message_id, conversation_pk, owner_id, seq, created_at = row
+    message = Message(
+        id=message_id,
+        conversation_id=conversation_pk,
+        owner_id=owner_id,
+        seq=seq,
+        role=role,
+        content=content,
+        tool_calls=tool_calls,
+        client_id=client_id,
+        created_at=created_at,
+    )
+    message._state.adding = False
+    message._state.db = connection.alias
+    return message, True
+
+
+def _stored_retry(owner, conversation_id, role, content, tool_calls, client_id):
+    """The message stored earlier with `client_id`, if it is the same message."""
+    stored = Message.objects.filter(
+        owner=owner, conversation_id=conversation_id, client_id=client_id
+    ).first()
+    if stored is None:
+        raise ConversationNotFound()
+    if (stored.role, stored.content, stored.tool_calls) != (role, content, tool_calls):
+        raise ClientIdReused()
+    return stored, False
 
 
 def _append_locked(

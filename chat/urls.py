@@ -1,7 +1,13 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from .views import ChatTurnView, ConversationViewSet, MessageSearchView, MessageViewSet
+from .views import (
+    ChatKitView,
+    ChatTurnView,
+    ConversationViewSet,
+    MessageSearchView,
+    MessageViewSet,
+)
 
 router = SimpleRouter(use_regex_path=False)
 router.register("conversations", ConversationViewSet, basename="conversation")
@@ -12,6 +18,7 @@ urlpatterns = [
     *router.urls,
     path("chat/", ChatTurnView.as_view(), name="chat-turn"),
     path("messages/", MessageSearchView.as_view(), name="message-search"),
+    path("chatkit/", ChatKitView.as_view(), name="chatkit"),
     path(
         "conversations/<int:id>/messages/",
         messages,

@@ -11,6 +11,7 @@ from django.test import Client
 from django.utils import timezone
 
 from chat.models import Conversation, Message
+from chat.selectors import MESSAGE_FIELDS
 from chat.services import message_append
 from testing.api import READ_BUDGET
 from testing.factories import ConversationFactory, UserFactory
@@ -82,17 +83,7 @@ def test_newest_first_with_conversation_and_snippet(api_client, user, chat):
     assert [m["id"] for m in body["results"]] == [second.pk, first.pk]
     assert [m["conversation"] for m in body["results"]] == [other_chat.pk, chat.pk]
     assert body["results"][1]["snippet"] == "call mom about the trip"
-    assert set(body["results"][0]) == {
-        "id",
-        "conversation",
-        "seq",
-        "role",
-        "content",
-        "tool_calls",
-        "client_id",
-        "created_at",
-        "snippet",
-    }
+    assert tuple(body["results"][0]) == (*MESSAGE_FIELDS, "snippet")
 
 
 def test_snippet_of_a_long_message_is_around_the_match(api_client, chat):

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('chat', '0005_search'),
+        ('chat', '0006_search'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -64,7 +64,7 @@ def on_postgresql(statements):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("chat", "0004_archive_pin"),
+        ("chat", "0005_archive_pin"),
     ]
 
     operations = [

@@ -2,9 +2,9 @@
 retention.
 
 On SQLite, adding a NOT NULL column rebuilds `chat_conversation`, which drops the
-trigger on it and breaks those that read it (0003_owner_follows_conversation): the
-ownership triggers are dropped before the rebuild and created again after it, in
-both directions (`chat/tests/test_ownership.py` checks they still hold).
+triggers on it and breaks those that read it (0003_owner_follows_conversation,
+0004_chatkit): those triggers are dropped before the rebuild and created again after
+it, in both directions (`chat/tests/test_ownership.py` checks they still hold).
 """
 
 import importlib
@@ -12,13 +12,18 @@ import importlib
 from django.db import migrations, models
 
 ownership = importlib.import_module("chat.migrations.0003_owner_follows_conversation")
-create_triggers = ownership.run({"sqlite": ownership.SQLITE_FORWARD})
-drop_triggers = ownership.run({"sqlite": ownership.SQLITE_BACKWARD})
+feedback = importlib.import_module("chat.migrations.0004_chatkit")
+create_triggers = ownership.run(
+    {"sqlite": [*ownership.SQLITE_FORWARD, *feedback.SQLITE_FORWARD]}
+)
+drop_triggers = ownership.run(
+    {"sqlite": [*ownership.SQLITE_BACKWARD, *feedback.SQLITE_BACKWARD]}
+)
 
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("chat", "0003_owner_follows_conversation"),
+        ("chat", "0004_chatkit"),
     ]
 
     operations = [

@@ -25,6 +25,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
 from core.errors import DomainError
+from core.timezones import user_timezone
 
 from . import selectors, services
 from .models import DESCRIPTION_MAX_LENGTH, TITLE_MAX_LENGTH
@@ -161,7 +162,7 @@ def complete_task(*, owner, task_id):
     task = services.task_get(owner=owner, task_id=task_id)
     already = task.completed
     if not already:
-        task = services.task_update(task=task, completed=True)
+        task = services.task_update(task=task, completed=True, zone=user_timezone(owner))
     return {"ok": True, "task": task_result(task), "already_completed": already}
 
 
@@ -190,7 +191,11 @@ def update_task(*, owner, task_id, title=None, description=None, completed=None)
         )
     task = services.task_get(owner=owner, task_id=task_id)
     task = services.task_update(
-        task=task, title=title, description=description, completed=completed
+        task=task,
+        title=title,
+        description=description,
+        completed=completed,
+        zone=user_timezone(owner),
     )
     return {"ok": True, "task": task_result(task)}
 

@@ -39,7 +39,16 @@ def test_add_task_creates_for_the_given_owner_only(user, other_user):
     assert task.owner == user
     assert result == {
         "ok": True,
-        "task": {"id": task.id, "title": "Buy milk", "description": "2 litres", "completed": False},
+        "task": {
+            "id": task.id,
+            "title": "Buy milk",
+            "description": "2 litres",
+            "completed": False,
+            "due_at": None,
+            "priority": "normal",
+            "tags": [],
+            "repeat": None,
+        },
     }
     assert not Task.objects.filter(owner=other_user).exists()
 
@@ -130,6 +139,10 @@ def test_update_task_changes_only_given_fields(user):
         "title": "Buy oat milk",
         "description": "2 litres",
         "completed": False,
+        "due_at": None,
+        "priority": "normal",
+        "tags": [],
+        "repeat": None,
     }
     assert call(user, "update_task", task_id=task.id, completed=False)["ok"] is True
     assert call(user, "update_task", task_id=task.id)["error"] == "invalid_arguments"

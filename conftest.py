@@ -106,3 +106,15 @@ def assert_max_queries():
         assert len(queries) <= limit, f"{len(queries)} queries > {limit}:\n" + "\n".join(queries)
 
     return check
+
+
+@pytest.fixture
+def populated(user):
+    """`user` with 101 tasks and 101 conversations, the first with 120 messages: enough
+    that a query per row or per page would show in a query count."""
+    from testing.factories import ConversationFactory, TaskFactory, add_messages
+
+    tasks = [TaskFactory(owner=user) for _ in range(101)]
+    conversations = [ConversationFactory(owner=user) for _ in range(101)]
+    add_messages(conversations[0], 120)
+    return tasks, conversations

@@ -232,11 +232,11 @@ def test_malformed_authorization_header_is_401(header, user):
     assert_401(client.get(ME))
 
 
-@pytest.mark.parametrize("case", sorted(FORGED_ACCESS_TOKENS))
+# Not "refresh_token_as_access": that one is a genuine refresh token, which refresh
+# and logout rightly accept (test_auth_api covers both).
+@pytest.mark.parametrize("case", sorted(set(FORGED_ACCESS_TOKENS) - {"refresh_token_as_access"}))
 def test_forged_token_on_refresh_and_logout_is_401(case, user, other_user):
     token = FORGED_ACCESS_TOKENS[case](user, other_user)
-    if case == "refresh_token_as_access":
-        pytest.skip("a genuine refresh token: refresh and logout accept it")
     for path in (REFRESH, LOGOUT):
         assert_401(APIClient().post(path, {"refresh": token}, format="json"))
 

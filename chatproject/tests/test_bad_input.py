@@ -2,22 +2,10 @@
 
 import pytest
 
-from chat.models import Message
 from tasks.models import Task
-from testing.factories import ConversationFactory, TaskFactory
+from testing.api import assert_json_error, post_raw
 
 pytestmark = pytest.mark.django_db
-
-
-def post_raw(client, url, body, content_type="application/json"):
-    return client.generic("POST", url, body, content_type=content_type)
-
-
-def assert_json_error(response, status):
-    assert response.status_code == status, response.content
-    assert response["Content-Type"].startswith("application/json")
-    body = response.json()
-    assert isinstance(body, dict) and body, body
 
 
 def test_unknown_api_path_is_json_404(api_client):
@@ -65,16 +53,6 @@ def test_top_level_non_object_is_400(api_client, body):
     assert_json_error(response, 400)
 
 
-def test_nul_in_json_for_a_json_field_is_400(api_client, user):
-    conversation = ConversationFactory(owner=user)
-    body = b'{"role": "tool", "content": "ok", "tool_calls": [{"out": "a\\u0000"}]}'
-
-    response = post_raw(api_client, f"/api/v1/conversations/{conversation.pk}/messages/", body)
-
-    assert_json_error(response, 400)
-    assert not Message.objects.exists()
-
-
 def test_body_over_the_limit_is_413(api_client, settings):
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
     body = b'{"title": "' + b"x" * 2000 + b'"}'
@@ -98,51 +76,6 @@ def test_body_over_the_limit_is_413(api_client, settings):
 )
 def test_huge_or_non_numeric_ids_are_404(api_client, path):
     assert_json_error(api_client.get(path), 404)
-
-
-@pytest.mark.parametrize(
-    "query",
-    [
-        "?search=%00",
-        "?search=a%00b",
-        "?completed=%00",
-        "?ordering=%00",
-        "?cursor=%00",
-        "?page_size=%00",
-    ],
-)
-def test_nul_in_query_parameters_is_never_500(api_client, user, query):
-    TaskFactory(owner=user)
-
-    response = api_client.get("/api/v1/tasks/" + query)
-
-    assert response.status_code in (200, 400)
-    assert response["Content-Type"].startswith("application/json")
-
-
-def test_out_of_range_integer_in_body_is_400(api_client, user):
-    conversation = ConversationFactory(owner=user)
-    body = b'{"role": "user", "content": "x", "seq": 99999999999999999999, "client_id": 1e400}'
-
-    response = post_raw(api_client, f"/api/v1/conversations/{conversation.pk}/messages/", body)
-
-    assert response.status_code == 400
-
-
-def test_over_long_fields_are_400_and_change_nothing(api_client, user):
-    task = TaskFactory(owner=user, title="keep")
-
-    response = api_client.patch(f"/api/v1/tasks/{task.pk}/", {"title": "x" * 10_000})
-
-    assert response.status_code == 400
-    task.refresh_from_db()
-    assert task.title == "keep"
-
-
-def test_lone_surrogate_in_query_is_never_500(api_client):
-    response = api_client.get("/api/v1/tasks/?search=%ED%A0%80")
-
-    assert response.status_code in (200, 400)
 
 
 def test_unhandled_error_is_json_500_without_details(api_client, monkeypatch):

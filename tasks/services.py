@@ -183,7 +183,8 @@ def task_update(
 ):
     """Change the given fields of `task` (None, or UNSET for the nullable `due_at` and
     `repeat`, leaves a field as it is). Completing a repeating task creates its next
-    occurrence (see the module docstring), its period counted in `zone`."""
+    occurrence (see the module docstring), its period counted in `zone`: a tzinfo, or
+    a function returning one, called only then (the owner's zone costs a query)."""
     if title is not None:
         task.title = clean_title(title)
     if description is not None:
@@ -219,7 +220,7 @@ def _complete_repeating(task, zone):
     task.save()
     if was_completed:
         return task
-    due_at = next_due(task.due_at, task.repeat, zone)
+    due_at = next_due(task.due_at, task.repeat, zone() if callable(zone) else zone)
     if due_at is None or Task.objects.filter(follows=task.pk).exists():
         return task
     try:

@@ -20,6 +20,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 
 from django.contrib.auth.base_user import AbstractBaseUser
 from jsonschema import Draft202012Validator
@@ -294,7 +295,7 @@ def complete_task(*, owner, task_id):
     task = services.task_get(owner=owner, task_id=task_id)
     already = task.completed
     if not already:
-        task = services.task_update(task=task, completed=True, zone=user_timezone(owner))
+        task = services.task_update(task=task, completed=True, zone=partial(user_timezone, owner))
     return {"ok": True, "task": task_result(task), "already_completed": already}
 
 
@@ -351,7 +352,7 @@ def update_task(
             "Give at least one of title, description, completed, due_at, priority, tags or repeat.",
         )
     task = services.task_get(owner=owner, task_id=task_id)
-    task = services.task_update(task=task, zone=user_timezone(owner), **changes)
+    task = services.task_update(task=task, zone=partial(user_timezone, owner), **changes)
     return {"ok": True, "task": task_result(task)}
 
 

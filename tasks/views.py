@@ -1,3 +1,5 @@
+import functools
+
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import status, viewsets
@@ -107,7 +109,9 @@ class TaskViewSet(viewsets.ModelViewSet):
         )
         serializer.is_valid(raise_exception=True)
         task = services.task_update(
-            task=task, zone=user_timezone(request.user), **serializer.validated_data
+            task=task,
+            zone=functools.partial(user_timezone, request.user),
+            **serializer.validated_data,
         )
         return Response(task_data(task))
 

@@ -6,6 +6,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from django.db import IntegrityError, connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 from tasks import services, tools
 from tasks.models import Task
@@ -202,3 +203,16 @@ def test_completions_racing_from_threads_create_one_occurrence(user):
     assert len(occurrences(task)) == 1
     assert Task.objects.filter(owner=user).count() == 2
     assert connection.vendor == "postgresql"
+
+
+def test_only_a_completion_that_repeats_reads_the_owners_time_zone(api_client, user):
+    plain = TaskFactory(owner=user)
+    task = repeating(user)
+
+    with CaptureQueriesContext(connection) as edit:
+        api_client.patch(f"{TASKS}{plain.pk}/", {"title": "renamed", "completed": True})
+    with CaptureQueriesContext(connection) as completion:
+        api_client.patch(f"{TASKS}{task.pk}/", {"completed": True})
+
+    assert not any("accounts_profile" in q["sql"] for q in edit.captured_queries)
+    assert any("accounts_profile" in q["sql"] for q in completion.captured_queries)

@@ -44,10 +44,7 @@ def _static_files_without_manifest(settings):
 def _clear_throttle_caches():
     from django.core.cache import caches
 
-    from core.throttling import UserRateThrottle
-
     caches["default"].clear()
-    UserRateThrottle.cache.clear()
 
 
 @pytest.fixture

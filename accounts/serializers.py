@@ -55,8 +55,18 @@ class AccountSerializer(serializers.Serializer):
 
 
 class RegisterSerializer(serializers.ModelSerializer):
-    password = serializers.CharField(write_only=True, max_length=128, trim_whitespace=False)
-    email = serializers.EmailField(required=False, allow_blank=True, default="")
+    password = serializers.CharField(
+        write_only=True,
+        max_length=128,
+        trim_whitespace=False,
+        help_text=(
+            "Checked by the server's password rules (by default: at least 8 characters, "
+            "not a common password, not all digits, not too like the username)."
+        ),
+    )
+    # No default: its `""` would sit under `format: email` in the schema, which makes
+    # the schema invalid; create_user stores a missing address as "".
+    email = serializers.EmailField(required=False, allow_blank=True)
 
     class Meta:
         model = User

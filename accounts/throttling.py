@@ -1,19 +1,11 @@
-"""The auth throttle: register and token guarded against brute force.
+"""The auth throttle: register and token guarded against brute force, per client
+address, counted by every process and host together (`core.throttling`)."""
 
-Its counters live in the `throttle` cache (the database), which every worker
-process and host shares, so the limit holds however many gunicorn processes run.
-"""
-
-from django.core.cache import caches
-from rest_framework import throttling
+from core.throttling import SharedRateThrottle
 
 
-class AuthRateThrottle(throttling.SimpleRateThrottle):
+class AuthRateThrottle(SharedRateThrottle):
     scope = "auth"
 
-    @property
-    def cache(self):
-        return caches["throttle"]
-
     def get_cache_key(self, request, view):
-        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
+        return f"auth:{self.get_ident(request)}"

@@ -43,7 +43,7 @@ class PublicAuthView(APIView):
 
 
 class RegisterView(PublicAuthView):
-    """Create an account. Throttled tightly (scope `auth`)."""
+    """Create an account. Throttled per client address (429 with Retry-After)."""
 
     throttle_classes = [AuthRateThrottle]
 
@@ -109,15 +109,18 @@ class MeView(APIView):
 
     @extend_schema(responses={200: UserSerializer})
     def get(self, request):
+        """The caller's account."""
         return Response(me_data(request.user))
 
     @extend_schema(request=MeUpdateSerializer, responses={200: UserSerializer})
     def patch(self, request):
+        """Set the caller's time zone (an IANA name) and/or email."""
         serializer = MeUpdateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         return Response(me_data(me_update(user=request.user, **serializer.validated_data)))
 
     @extend_schema(responses={204: OpenApiResponse(description="Account deleted.")})
     def delete(self, request):
+        """Delete the caller's account with all of its tasks, conversations and messages."""
         account_delete(user=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -1,9 +1,11 @@
 from operator import attrgetter
 
 import orjson
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from core.fields import JSONArrayField, StrictCharField
+from tasks.tools import RESULT_SCHEMA
 
 from .models import CONTENT_MAX_LENGTH, CONVERSATION_TITLE_MAX_LENGTH, Conversation, Message
 from .selectors import (
@@ -45,7 +47,10 @@ class MessageSerializer(serializers.ModelSerializer):
     tool_calls = JSONArrayField(
         required=False,
         allow_null=True,
-        help_text="A JSON array: an assistant's tool calls, or a tool's result.",
+        help_text=(
+            "A JSON array: an assistant's tool calls, or a tool's result. No string in "
+            "it, key or value, may contain a NUL character."
+        ),
     )
     client_id = serializers.UUIDField(
         required=False,
@@ -92,8 +97,8 @@ message_row_values = attrgetter(*MESSAGE_ROW_ATTRIBUTES)
 
 
 class ChatTurnSerializer(serializers.Serializer):
-    """Validates the body of POST chat/: a message, optionally for a conversation and
-    retry-safe with a client_id."""
+    """A chat turn: the user's message, optionally in an existing conversation, made
+    safe to retry by a client_id."""
 
     message = StrictCharField(
         max_length=CONTENT_MAX_LENGTH,
@@ -116,17 +121,38 @@ class ChatTurnSerializer(serializers.Serializer):
     )
 
 
+@extend_schema_field(
+    {
+        "type": "object",
+        "additionalProperties": True,
+        "description": (
+            "The arguments the tool was called with (`{}` when the model sent some that "
+            "were not a JSON object; the result then says so)."
+        ),
+    },
+    component_name="ToolArguments",
+)
+class ToolArgumentsField(serializers.JSONField):
+    pass
+
+
+@extend_schema_field(RESULT_SCHEMA, component_name="ToolResult")
+class ToolResultField(serializers.JSONField):
+    pass
+
+
 class ChatToolCallSerializer(serializers.Serializer):
     """One tool call the assistant made in a turn, with its result."""
 
-    id = serializers.CharField()
-    name = serializers.CharField()
-    arguments = serializers.JSONField()
-    result = serializers.JSONField(allow_null=True)
+    id = serializers.CharField(help_text="The call's id within the turn.")
+    name = serializers.CharField(help_text="The tool: add_task, list_tasks, ...")
+    arguments = ToolArgumentsField()
+    result = ToolResultField(allow_null=True)
 
 
 class ChatTurnResponseSerializer(serializers.Serializer):
-    """The answer of a chat turn (schema only; built by `chat_turn_data`)."""
+    """The answer of a chat turn: the user's message and the assistant's reply as
+    stored, and the tool calls the assistant made in between, with their results."""
 
     conversation_id = serializers.IntegerField()
     user_message = MessageSerializer()
@@ -139,5 +165,8 @@ def chat_turn_data(outcome):
         "conversation_id": outcome.conversation_id,
         "user_message": message_data(outcome.user_message),
         "assistant_message": message_data(outcome.assistant_message),
-        "tool_calls": outcome.tool_calls,
+        "tool_calls": [
+            {**call, "arguments": call["arguments"] if isinstance(call["arguments"], dict) else {}}
+            for call in outcome.tool_calls
+        ],
     }

@@ -5,9 +5,10 @@ the conversation's row lock, so `seq` follows commit order with no gap or repeat
 and `message_count` and `updated_at` never lose an update.
 """
 
+import contextlib
 import uuid
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connections, router, transaction
 from django.utils import timezone
 
 from core.errors import DomainError, NotFound, Unprocessable
@@ -20,6 +21,7 @@ from .models import (
     Conversation,
     Message,
 )
+from .selectors import conversations_of
 
 
 class ConversationNotFound(NotFound):
@@ -94,10 +96,24 @@ def conversation_delete(*, conversation):
     Django's own cascade would first load every message id (turns point at
     messages), a query per thousand messages.
     """
-    list(Conversation.objects.select_for_update().filter(pk=conversation.pk).values_list("pk"))
-    _delete_rows(ChatTurn.objects.filter(conversation_id=conversation.pk))
-    _delete_rows(Message.objects.filter(conversation_id=conversation.pk))
-    _delete_rows(Conversation.objects.filter(pk=conversation.pk))
+    conversation_delete_owned(owner=conversation.owner_id, conversation_id=conversation.pk)
+
+
+@transaction.atomic
+def conversation_delete_owned(*, owner, conversation_id):
+    """`conversation_delete` by id: one of `owner`'s conversations, else ConversationNotFound.
+
+    Checks the owner in the statement that takes the row lock, so deleting through
+    the API costs no separate read.
+    """
+    if not 0 < conversation_id < 2**63:  # no such id; SQLite cannot even bind it
+        raise ConversationNotFound()
+    locked = conversations_of(owner).select_for_update().filter(pk=conversation_id)
+    if not list(locked.order_by().values_list("pk")):
+        raise ConversationNotFound()
+    _delete_rows(ChatTurn.objects.filter(conversation_id=conversation_id))
+    _delete_rows(Message.objects.filter(conversation_id=conversation_id))
+    _delete_rows(Conversation.objects.filter(pk=conversation_id))
 
 
 @transaction.atomic
@@ -138,6 +154,15 @@ def message_append(*, owner, conversation_id, role, content, tool_calls=None, cl
             client_id = uuid.UUID(str(client_id))
         except ValueError:
             raise InvalidMessage("client_id must be a UUID.") from None
+    if connections[router.db_for_write(Message)].vendor == "postgresql":
+        return _append_in_one_statement(
+            owner=owner,
+            conversation_id=conversation_id,
+            role=role,
+            content=content,
+            tool_calls=tool_calls,
+            client_id=client_id,
+        )
     try:
         with transaction.atomic():
             return _append_locked(
@@ -152,6 +177,100 @@ def message_append(*, owner, conversation_id, role, content, tool_calls=None, cl
         # Only a conversation deleted between our lock and our insert gets here
         # (the lock serializes appends, so seq and client_id cannot collide).
         raise ConversationNotFound() from None
+
+
+# The lock, the count and the insert in one statement (PostgreSQL): the UPDATE takes
+# the conversation's row lock and numbers the message, the INSERT stores it; both
+# commit together or not at all, so seq stays gap-free and message_count exact. The
+# time is read once the lock is held (clock_timestamp() in the UPDATE, which
+# PostgreSQL evaluates again after waiting for the lock), so created_at follows seq.
+APPEND_SQL = """
+WITH conversation AS (
+    UPDATE chat_conversation
+    SET message_count = message_count + 1,
+        updated_at = GREATEST(updated_at, clock_timestamp())
+    WHERE id = %(conversation_id)s AND owner_id = %(owner_id)s
+    RETURNING id, owner_id, message_count, updated_at
+)
+INSERT INTO chat_message
+    (conversation_id, owner_id, seq, role, content, tool_calls, client_id, created_at)
+SELECT id, owner_id, message_count, %(role)s, %(content)s, %(tool_calls)s, %(client_id)s,
+       updated_at
+FROM conversation
+RETURNING id, conversation_id, owner_id, seq, created_at
+"""
+
+
+def _append_in_one_statement(*, owner, conversation_id, role, content, tool_calls, client_id):
+    """`message_append` on PostgreSQL: one statement (APPEND_SQL) and no transaction
+    block around it when the caller has none, so one round trip.
+
+    A `client_id` already stored makes the INSERT fail on its unique index, which
+    undoes the UPDATE too (one statement); the stored message is then read and
+    compared, as in `_append_locked`.
+    """
+    try:
+        conversation_id = int(conversation_id)
+        if not 0 < conversation_id < 2**63:
+            raise ValueError
+    except (TypeError, ValueError):
+        raise ConversationNotFound() from None
+    connection = connections[router.db_for_write(Message)]
+    params = {
+        "conversation_id": conversation_id,
+        "owner_id": getattr(owner, "pk", owner),
+        "role": role,
+        "content": content,
+        "tool_calls": Message._meta.get_field("tool_calls").get_db_prep_save(
+            tool_calls, connection
+        ),
+        "client_id": client_id,
+    }
+    # Alone, the statement is its own transaction; inside the caller's, a savepoint
+    # keeps a refused client_id from aborting it.
+    block = (
+        transaction.atomic(using=connection.alias)
+        if connection.in_atomic_block
+        else contextlib.nullcontext()
+    )
+    try:
+        with block:
+            with connection.cursor() as cursor:
+                cursor.execute(APPEND_SQL, params)
+                row = cursor.fetchone()
+    except IntegrityError:
+        if client_id is None:
+            raise ConversationNotFound() from None  # deleted between lock and insert
+        return _stored_retry(owner, conversation_id, role, content, tool_calls, client_id)
+    if row is None:
+        raise ConversationNotFound()
+    message_id, conversation_pk, owner_id, seq, created_at = row
+    message = Message(
+        id=message_id,
+        conversation_id=conversation_pk,
+        owner_id=owner_id,
+        seq=seq,
+        role=role,
+        content=content,
+        tool_calls=tool_calls,
+        client_id=client_id,
+        created_at=created_at,
+    )
+    message._state.adding = False
+    message._state.db = connection.alias
+    return message, True
+
+
+def _stored_retry(owner, conversation_id, role, content, tool_calls, client_id):
+    """The message stored earlier with `client_id`, if it is the same message."""
+    stored = Message.objects.filter(
+        owner=owner, conversation_id=conversation_id, client_id=client_id
+    ).first()
+    if stored is None:
+        raise ConversationNotFound()
+    if (stored.role, stored.content, stored.tool_calls) != (role, content, tool_calls):
+        raise ClientIdReused()
+    return stored, False
 
 
 def _append_locked(*, owner, conversation_id, role, content, tool_calls, client_id):

@@ -12,7 +12,7 @@ urlpatterns = [
     *router.urls,
     path("chat/", ChatTurnView.as_view(), name="chat-turn"),
     path(
-        "conversations/<int:conversation_pk>/messages/",
+        "conversations/<int:id>/messages/",
         messages,
         name="conversation-messages",
     ),

@@ -21,8 +21,15 @@ from .serializers import (
 )
 
 
+@extend_schema_view(
+    list=extend_schema(description="The caller's conversations, most recent activity first."),
+    create=extend_schema(description="Start a conversation."),
+    retrieve=extend_schema(description="One of the caller's conversations."),
+    partial_update=extend_schema(description="Change a conversation's title."),
+    destroy=extend_schema(description="Delete a conversation with all of its messages."),
+)
 class ConversationViewSet(viewsets.ModelViewSet):
-    """The caller's conversations, most recent activity first."""
+    """The caller's conversations. Another user's conversation is 404 on every method."""
 
     serializer_class = ConversationSerializer
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
@@ -60,23 +67,38 @@ class ConversationViewSet(viewsets.ModelViewSet):
         return Response(conversation_data(conversation))
 
     def destroy(self, request, *args, **kwargs):
-        services.conversation_delete(conversation=self.get_object())
+        services.conversation_delete_owned(owner=request.user, conversation_id=self.kwargs["pk"])
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# The path names the conversation `{id}`, as `conversations/{id}/` does (API.md).
+CONVERSATION_ID = OpenApiParameter(
+    "id", OpenApiTypes.INT, OpenApiParameter.PATH, description="The conversation's id."
+)
 
 
 @extend_schema_view(
     list=extend_schema(
+        description=(
+            "A conversation's messages in `seq` order (`?ordering=-seq`: newest first). "
+            "With `?after_seq=N`, only those appended after the message numbered N."
+        ),
         parameters=[
             OpenApiParameter(
                 "after_seq",
                 {"type": "integer", "minimum": 0, "maximum": 2**31 - 1},
                 description="Only messages appended after the one numbered N.",
             ),
-            OpenApiParameter("conversation_pk", OpenApiTypes.INT, OpenApiParameter.PATH),
-        ]
+            CONVERSATION_ID,
+        ],
     ),
     create=extend_schema(
-        parameters=[OpenApiParameter("conversation_pk", OpenApiTypes.INT, OpenApiParameter.PATH)],
+        description=(
+            "Append a message. The same `client_id` sent again to the same conversation "
+            "stores nothing new: 200 with the message stored the first time (422 if its "
+            "role, content or tool_calls differ)."
+        ),
+        parameters=[CONVERSATION_ID],
         responses={201: MessageSerializer, 200: MessageSerializer},
     ),
 )
@@ -105,7 +127,7 @@ class MessageViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, viewsets.Ge
         return after
 
     def list(self, request, *args, **kwargs):
-        conversation_id = self.kwargs["conversation_pk"]
+        conversation_id = self.kwargs["id"]
         if not 0 < conversation_id < 2**63:  # no such id; SQLite cannot even bind it
             raise services.ConversationNotFound()
         after = self.after_seq()
@@ -120,9 +142,7 @@ class MessageViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, viewsets.Ge
         # caller's messages proves the conversation is theirs with no query of its
         # own; only an empty page needs the conversation looked up (404 if not theirs).
         if not page:
-            services.conversation_get(
-                owner=request.user, conversation_id=self.kwargs["conversation_pk"]
-            )
+            services.conversation_get(owner=request.user, conversation_id=self.kwargs["id"])
         elif page[0].owner_id != request.user.pk:
             raise services.ConversationNotFound()
         return self.get_paginated_response([message_row_data(row) for row in page])
@@ -132,7 +152,7 @@ class MessageViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, viewsets.Ge
         serializer.is_valid(raise_exception=True)
         message, created = services.message_append(
             owner=request.user,
-            conversation_id=self.kwargs["conversation_pk"],
+            conversation_id=self.kwargs["id"],
             **serializer.validated_data,
         )
         return Response(
@@ -143,12 +163,24 @@ class MessageViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, viewsets.Ge
 class ChatTurnView(APIView):
     """One chat turn: store the message, let the agent use the task tools, answer.
 
-    Safe to retry with the same `client_id`; see `chat.turns`.
+    Safe to retry with the same `client_id`.
     """
 
     # The error answers (400, 404, 409, 422, 502, 503, ...) are added to the schema
-    # by core.schema.add_error_responses.
-    @extend_schema(request=ChatTurnSerializer, responses={200: ChatTurnResponseSerializer})
+    # by core.schema.error_responses.
+    @extend_schema(
+        request=ChatTurnSerializer,
+        responses={200: ChatTurnResponseSerializer},
+        description=(
+            "One chat turn: the user's message is stored, the assistant answers, using "
+            "the task tools (add_task, list_tasks, complete_task, delete_task, "
+            "update_task) as the caller, and every step is stored in the conversation. "
+            "Without `conversation_id` a new conversation is started. Safe to retry: "
+            "the same `client_id` answers the stored outcome of the first try (409 "
+            "while it still runs). If the assistant fails (502, 503) the user's "
+            "message stays stored."
+        ),
+    )
     def post(self, request):
         serializer = ChatTurnSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)

@@ -1,4 +1,5 @@
-"""Request logging with a request id, and the early 413 for oversized bodies."""
+"""Request logging with a request id, the early 413 for oversized bodies, and JSON
+for every error answer under /api/."""
 
 import contextvars
 import logging
@@ -83,3 +84,33 @@ class RequestLogMiddleware:
                 {"detail": "The request body is larger than the server accepts."}, status=413
             )
         return None
+
+
+class ApiErrorsAsJsonMiddleware:
+    """Under /api/, every error answer is JSON, whatever produced it.
+
+    The API's views and handlers answer JSON; Django's own pages do not: with DEBUG
+    on, the debug pages for a 400 (a Host header not in ALLOWED_HOSTS) or a 500, and
+    in any mode a CSRF or permission 403 raised outside DRF. Such an answer becomes
+    `{"detail": "Bad request."}` (its reason phrase, as handler400/404/500 word it)
+    with the same status: API.md says no response under /api/ is ever HTML.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if (
+            request.path.startswith("/api/")
+            and response.status_code >= 400
+            and not response.get("Content-Type", "").startswith("application/json")
+        ):
+            json_response = JsonResponse(
+                {"detail": f"{response.reason_phrase.capitalize()}."}, status=response.status_code
+            )
+            for header in ("Retry-After", "Allow", "WWW-Authenticate"):
+                if header in response:
+                    json_response[header] = response[header]
+            return json_response
+        return response

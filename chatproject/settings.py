@@ -64,10 +64,12 @@ INSTALLED_APPS = [
     "tasks",
     "chat",
     "accounts",
+    "core",
 ]
 
 MIDDLEWARE = [
     "chatproject.middleware.RequestLogMiddleware",
+    "chatproject.middleware.ApiErrorsAsJsonMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
@@ -155,6 +157,37 @@ if default_db["ENGINE"] == "django.db.backends.postgresql":
     default_db.setdefault("TEST", {})["NAME"] = os.environ.get("TEST_DATABASE_NAME")
 
 DATABASES = {"default": default_db}
+
+# Read replicas (chatproject/replicas.py): reads may go to one that has replayed the
+# reader's own last write; everything else uses the primary.
+DATABASE_REPLICA_URLS = [
+    url.strip() for url in os.environ.get("DATABASE_REPLICA_URLS", "").split(",") if url.strip()
+]
+# How long an unreachable replica is left alone, and how long a user's write mark is
+# kept (far beyond any replica lag worth reading from).
+REPLICA_RETRY_SECONDS = env_int("REPLICA_RETRY_SECONDS", 5)
+REPLICA_MARK_SECONDS = env_int("REPLICA_MARK_SECONDS", 3600)
+for index, replica_url in enumerate(DATABASE_REPLICA_URLS):
+    replica = dj_database_url.parse(
+        replica_url, conn_max_age=default_db.get("CONN_MAX_AGE", 0), conn_health_checks=True
+    )
+    if (
+        replica["ENGINE"] != "django.db.backends.postgresql"
+        or "postgresql" not in default_db["ENGINE"]
+    ):
+        raise ImproperlyConfigured("DATABASE_REPLICA_URLS needs PostgreSQL, as DATABASE_URL does.")
+    replica["ENGINE"] = default_db["ENGINE"]
+    replica["OPTIONS"] = {
+        **default_db.get("OPTIONS", {}),
+        "connect_timeout": env_int("REPLICA_CONNECT_TIMEOUT", 1),
+    }
+    replica["DISABLE_SERVER_SIDE_CURSORS"] = default_db["DISABLE_SERVER_SIDE_CURSORS"]
+    # Tests mirror the primary unless a test points the alias at a real standby.
+    replica["TEST"] = {"MIRROR": "default"}
+    DATABASES[f"replica_{index}"] = replica
+if DATABASE_REPLICA_URLS:
+    DATABASE_ROUTERS = ["chatproject.replicas.ReplicaRouter"]
+    MIDDLEWARE.append("chatproject.replicas.ReplicaMiddleware")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -189,14 +222,19 @@ STORAGES = {
 # The largest request body accepted; larger ones answer 413 JSON.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_REQUEST_BODY_BYTES", 256 * 1024)
 
+REDIS_URL = os.environ.get("REDIS_URL", "")
 CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
-    # Throttle counters for the auth endpoints must be shared by every worker
-    # process and host: the database is the one store they all have.
-    "throttle": {
-        "BACKEND": "django.core.cache.backends.db.DatabaseCache",
-        "LOCATION": "throttle_cache",
-    },
+    # What every worker process and host must share (throttle counters, the replicas'
+    # write marks): the database, the one store they all have, or Redis with REDIS_URL.
+    "shared": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+        if REDIS_URL
+        else {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": "throttle_cache",
+        }
+    ),
 }
 
 REST_FRAMEWORK = {
@@ -234,7 +272,12 @@ SIMPLE_JWT = {
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "AI todo chatbot backend",
-    "DESCRIPTION": "Tasks, conversations and messages per user; see shared/API.md.",
+    "DESCRIPTION": (
+        "A todo list and conversations with an assistant that manages it, per user. "
+        "Get a token pair from `POST /api/v1/auth/token/` and send "
+        "`Authorization: Bearer <access>`. Lists are cursor-paginated (follow `next`); "
+        "every error is JSON."
+    ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
@@ -244,7 +287,12 @@ SPECTACULAR_SETTINGS = {
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "core.schema.add_error_responses",
+        "core.schema.public_operations",
+        "core.schema.error_responses",
+        "core.schema.required_response_fields",
+        "core.schema.strings_without_nul",
+        "core.schema.closed_request_objects",
+        "core.schema.enum_varnames",
     ],
 }
 

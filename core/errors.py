@@ -110,14 +110,41 @@ def api_exception_handler(exc, context):
             {"detail": "Internal server error."},
             status=status.HTTP_500_INTERNAL_SERVER_ERROR,
         )
-    if isinstance(response.data, list):
-        # A ValidationError raised with a list (DRF's SearchFilter does, for a NUL in
-        # ?search=) would otherwise be a bare JSON array, not an error object.
-        response.data = {"detail": " ".join(str(message) for message in response.data)}
+    if response.status_code == status.HTTP_400_BAD_REQUEST:
+        response.data = validation_body(response.data)
     if response.status_code == status.HTTP_401_UNAUTHORIZED and isinstance(response.data, dict):
         response.data.setdefault("code", _code_of(exc))
         response.data.pop("messages", None)
     return response
+
+
+def validation_body(data):
+    """A 400's body in the one shape the schema gives it (`ValidationError`):
+    `{"detail": "..."}` and/or `{"field": ["message", ...], ...}`.
+
+    DRF answers other shapes too: a bare list (a ValidationError raised with one, as
+    SearchFilter does for a NUL in ?search=), nested errors of a list or a nested
+    serializer (`{"tags": {"0": [...]}}`): their messages join their field's list,
+    prefixed with where they apply (`"0: ..."`).
+    """
+    if not isinstance(data, dict):
+        return {"detail": " ".join(_messages(data))}
+    body = {}
+    for field, errors in data.items():
+        messages = list(_messages(errors))
+        body[str(field)] = " ".join(messages) if field == "detail" else messages
+    return body
+
+
+def _messages(errors, prefix=""):
+    if isinstance(errors, dict):
+        for key, value in errors.items():
+            yield from _messages(value, f"{prefix}{key}: ")
+    elif isinstance(errors, (list, tuple)):
+        for value in errors:
+            yield from _messages(value, prefix)
+    else:
+        yield f"{prefix}{errors}"
 
 
 def _code_of(exc):

@@ -1,39 +1,79 @@
-"""Rate limits.
+"""Rate limits that every worker process and host count together.
 
-`user` is a generous per-user limit on every API endpoint, kept in process memory
-so it costs no query. The auth endpoints' tight limit is `accounts.throttling`.
+A throttle admits at most N requests of one client per window (fixed windows of
+the rate's period: "2000/minute" counts per calendar minute). The count lives in
+the shared store, so four processes admit what one would:
+
+- the database (default): one statement per request, an upsert that returns the
+  new count (`RateCounter`, both databases);
+- Redis, when REDIS_URL is set: Django's Redis cache, `add` then the atomic `incr`.
+
+`user` is the per-user limit on every API endpoint; the auth endpoints' tight limit
+is `accounts.throttling`, built on the same counter.
 """
 
+import time
+
+from django.conf import settings
+from django.core.cache import caches
+from django.db import connections, router
 from rest_framework import throttling
 
-from .lru import LRU
+from .models import RateCounter
+
+UPSERT = (
+    "INSERT INTO {table} (key, window_number, count) VALUES (%s, %s, 1) "
+    "ON CONFLICT (key) DO UPDATE SET "
+    # A request of a newer window starts it; one that arrives late from an older
+    # window still counts in the current one.
+    "count = CASE WHEN excluded.window_number > {table}.window_number THEN 1 "
+    "ELSE {table}.count + 1 END, "
+    "window_number = CASE WHEN excluded.window_number > {table}.window_number "
+    "THEN excluded.window_number ELSE {table}.window_number END "
+    "RETURNING count"
+)
 
 
-class ProcessMemory:
-    """The part of Django's cache API a throttle uses, in this process, unpickled.
-
-    Django's LocMemCache pickles a value on every get and set. A throttle's value is
-    its history, one timestamp per request in the window (up to 2,000 for `user`),
-    so pickling it cost a tenth of a page read (bench/README.md). Here `get` returns
-    a copy, so threads never share a list; timeouts are not needed, as the throttle
-    drops timestamps older than its window itself. At most `size` keys are kept,
-    the least recently used dropped first.
-    """
-
-    def __init__(self, size=10_000):
-        self._histories = LRU(size)
-
-    def get(self, key, default=None):
-        value = self._histories.get(key)
-        return default if value is None else list(value)
-
-    def set(self, key, value, timeout=None):
-        self._histories.set(key, value)
-
-    def clear(self):
-        self._histories.clear()
+def count_request(key, window):
+    """Count one request for `key` in `window`; the number counted in it so far."""
+    if settings.REDIS_URL:
+        cache = caches["shared"]
+        windowed = f"throttle:{key}:{window}"
+        cache.add(windowed, 0, timeout=None)
+        cache.touch(windowed, timeout=3600)
+        return cache.incr(windowed)
+    alias = router.db_for_write(RateCounter)
+    table = connections[alias].ops.quote_name(RateCounter._meta.db_table)
+    with connections[alias].cursor() as cursor:
+        cursor.execute(UPSERT.format(table=table), [key, window])
+        return cursor.fetchone()[0]
 
 
-class UserRateThrottle(throttling.UserRateThrottle):
+class SharedRateThrottle(throttling.SimpleRateThrottle):
+    """DRF's throttle interface over `count_request`: fixed windows, shared counts."""
+
+    def allow_request(self, request, view):
+        if self.rate is None:
+            return True
+        key = self.get_cache_key(request, view)
+        if key is None:
+            return True
+        now = time.time()
+        window = int(now // self.duration)
+        self.retry_after = (window + 1) * self.duration - now
+        return count_request(key, window) <= self.num_requests
+
+    def wait(self):
+        return max(self.retry_after, 0)
+
+
+class UserRateThrottle(SharedRateThrottle):
+    """Every API request of a user: the `user` rate (authenticated requests only)."""
+
     scope = "user"
-    cache = ProcessMemory()
+
+    def get_cache_key(self, request, view):
+        user = request.user
+        if user is None or not user.is_authenticated:
+            return None
+        return f"user:{user.pk}"

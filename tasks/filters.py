@@ -22,7 +22,8 @@ class TagsField(forms.Field):
         try:
             return clean_tags(list(value))
         except InvalidTask as exc:
-            raise forms.ValidationError(exc.detail) from None
+            # The detail quotes the client's text: passed as a parameter, never a format.
+            raise forms.ValidationError("%(detail)s", params={"detail": exc.detail}) from None
 
 
 @extend_schema_field({"type": "array", "items": {"type": "string"}})

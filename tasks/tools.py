@@ -132,6 +132,53 @@ REPEAT = {
 }
 
 
+LISTED_TASK_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "integer"},
+        "title": {"type": "string"},
+        "completed": {"type": "boolean"},
+    },
+    "required": ["id", "title", "completed"],
+}
+TASK_RESULT_SCHEMA = {
+    "type": "object",
+    "properties": {
+        **LISTED_TASK_SCHEMA["properties"],
+        "description": {"type": "string"},
+    },
+    "required": ["id", "title", "description", "completed"],
+}
+# The JSON schema of every tool's result (the API's chat turn answers them; a test
+# holds each tool to it). Tools may add properties; none removes one.
+RESULT_SCHEMA = {
+    "type": "object",
+    "description": (
+        "What the tool answered. `ok` says whether it did what was asked. If not, "
+        "`error` is a code (`not_found`, `invalid_arguments`, `unknown_tool`) and "
+        "`detail` says what to do. If so, it carries what it changed or found: "
+        "`task` (add, complete, update), `already_completed` (complete), `deleted` "
+        "(delete), `tasks` with `status` and `truncated` (list)."
+    ),
+    "properties": {
+        "ok": {"type": "boolean"},
+        "error": {"type": "string"},
+        "detail": {"type": "string"},
+        "task": TASK_RESULT_SCHEMA,
+        "already_completed": {"type": "boolean"},
+        "deleted": {
+            "type": "object",
+            "properties": {"id": {"type": "integer"}, "title": {"type": "string"}},
+            "required": ["id", "title"],
+        },
+        "status": {"type": "string", "enum": list(STATUSES)},
+        "tasks": {"type": "array", "items": LISTED_TASK_SCHEMA},
+        "truncated": {"type": "boolean"},
+    },
+    "required": ["ok"],
+}
+
+
 def task_result(task):
     return {
         "id": task.id,

@@ -18,6 +18,7 @@ FILTER_PARAMS = tuple(TaskFilter.base_filters)
 
 @extend_schema_view(
     list=extend_schema(
+        description="The caller's tasks, page by page, newest first unless `?ordering=` says.",
         parameters=[
             OpenApiParameter(
                 "completed",
@@ -53,8 +54,13 @@ FILTER_PARAMS = tuple(TaskFilter.base_filters)
                 OpenApiTypes.DATETIME,
                 description="Tasks due before this instant (ISO 8601).",
             ),
-        ]
-    )
+        ],
+    ),
+    create=extend_schema(description="Add a task to the caller's list."),
+    retrieve=extend_schema(description="One of the caller's tasks."),
+    update=extend_schema(description="Replace a task's fields."),
+    partial_update=extend_schema(description="Change some of a task's fields."),
+    destroy=extend_schema(description="Delete a task."),
 )
 class TaskViewSet(viewsets.ModelViewSet):
     """The caller's tasks. Another user's task is 404 on every method."""

@@ -136,6 +136,51 @@ class TempPostgres:
             server.stop("immediate")
             shutil.rmtree(root, ignore_errors=True)
 
+    @classmethod
+    @contextlib.contextmanager
+    def standby_of(cls, primary):
+        """A hot standby of `primary`, streaming its WAL, removed after (read replica tests).
+
+        `pg_basebackup -R` copies the primary's data directory and writes the
+        primary_conninfo and standby.signal that make the copy a standby; the copy's
+        postgresql.conf then gets its own port and socket directory.
+        """
+        root = tempfile.mkdtemp(prefix="chatbackend-standby-")
+        os.chmod(root, 0o755)
+        if os.geteuid() == 0:
+            shutil.chown(root, "postgres", "postgres")
+        standby = cls(root, free_port())
+        try:
+            conninfo = f"host=127.0.0.1 port={primary.port} user={DB_USER} password={DB_PASSWORD}"
+            subprocess.run(
+                _as_postgres(
+                    [
+                        str(PG_BIN / "pg_basebackup"),
+                        "--dbname",
+                        conninfo,
+                        "-D",
+                        str(standby.data),
+                        "-R",
+                        "-X",
+                        "stream",
+                        "--no-sync",
+                        "--checkpoint=fast",
+                    ]
+                ),
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
+            with open(standby.data / "postgresql.conf", "a") as conf:
+                conf.write(
+                    f"\nport = {standby.port}\nunix_socket_directories = '{standby.root}'\n"
+                    "hot_standby = on\n"
+                )
+            standby.start()
+            yield standby
+        finally:
+            standby.stop("immediate")
+            shutil.rmtree(root, ignore_errors=True)
+
     def init(self):
         if os.geteuid() == 0:
             shutil.chown(self.root, "postgres", "postgres")

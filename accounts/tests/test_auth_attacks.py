@@ -317,7 +317,7 @@ def fresh_throttle():
     test elsewhere may have left filled (flush does not empty cache tables)."""
     from django.core.cache import caches
 
-    caches["throttle"].clear()
+    caches["shared"].clear()
 
 
 def test_brute_force_on_token_is_throttled(user, settings, fresh_throttle):

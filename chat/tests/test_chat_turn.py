@@ -358,7 +358,8 @@ def test_the_agent_sees_a_bounded_window_of_history(
     conversation = ConversationFactory(owner=user)
     add_messages(conversation, 10)
 
-    with django_assert_max_num_queries(40):
+    # 40, and one read of the user's time zone for the agent's context.
+    with django_assert_max_num_queries(41):
         ok(api_client, "add buy milk", conversation_id=conversation.pk)
 
     first, second = recording_agent.calls

@@ -142,3 +142,17 @@ def test_append_racing_a_delete_is_not_found_not_integrity_error():
     assert errors == []
     assert "deleted" in results
     assert not Message.objects.filter(conversation_id=conversation.pk).exists()
+
+
+@pytest.mark.postgres
+def test_an_append_is_one_statement_on_postgresql(user, assert_max_queries):
+    """The lock, the count and the insert: one round trip (savepoints aside, which only
+    the test's own transaction causes)."""
+    conversation = ConversationFactory(owner=user)
+    with assert_max_queries(1):
+        message, created = services.message_append(
+            owner=user, conversation_id=conversation.pk, role="user", content="hi"
+        )
+    conversation.refresh_from_db()
+    assert (created, message.seq, conversation.message_count) == (True, 1, 1)
+    assert conversation.updated_at == message.created_at

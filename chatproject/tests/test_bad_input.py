@@ -13,6 +13,30 @@ def test_unknown_api_path_is_json_404(api_client):
     assert_json_error(api_client.get("/api/nothing"), 404)
 
 
+@pytest.mark.parametrize("debug", [False, True])
+def test_unknown_api_path_is_json_404_also_with_debug(api_client, settings, debug):
+    """With DEBUG on, Django answers an unrouted path with its HTML debug page, and a
+    POST to a path missing its final slash with an HTML 500; under /api/ neither."""
+    settings.DEBUG = debug
+    assert_json_error(api_client.get("/api/v1/no-such-thing/"), 404)
+    assert_json_error(api_client.post("/api/no/such/path", {}, format="json"), 404)
+    missing_slash = api_client.post("/api/v1/tasks", {"title": "Milk"}, format="json")
+    assert_json_error(missing_slash, 404)
+    assert missing_slash.json() == {"detail": "Not found. Paths end with a slash: /api/v1/tasks/"}
+    assert not Task.objects.exists()
+    assert api_client.get("/not-api/").status_code == 404
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_djangos_own_error_pages_are_json_under_api(api_client, settings, debug):
+    """A Host header not in ALLOWED_HOSTS is refused by Django itself (with DEBUG, on
+    its HTML debug page); under /api/ the answer is still JSON."""
+    settings.DEBUG = debug
+    response = api_client.get("/api/v1/tasks/", HTTP_HOST="evil.example")
+    assert_json_error(response, 400)
+    assert response.json() == {"detail": "Bad request."}
+
+
 def test_wrong_method_is_json_405(api_client):
     assert_json_error(api_client.delete("/api/v1/tasks/"), 405)
 

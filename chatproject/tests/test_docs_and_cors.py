@@ -32,7 +32,7 @@ def test_schema_is_openapi_3_with_every_contract_path():
         "/api/v1/tasks/{id}/",
         "/api/v1/conversations/",
         "/api/v1/conversations/{id}/",
-        "/api/v1/conversations/{conversation_pk}/messages/",
+        "/api/v1/conversations/{id}/messages/",
     }
     assert expected <= set(schema["paths"])
 

@@ -107,7 +107,7 @@ def sample(schema, name=""):
 
 
 def collection_of(path, parameter):
-    """The collection a path parameter indexes: `/conversations/{conversation_pk}/`
+    """The collection a path parameter indexes: `/conversations/{id}/messages/`
     gives conversations."""
     segments = path.strip("/").split("/")
     position = segments.index("{" + parameter + "}")
@@ -190,7 +190,7 @@ def test_schema_names_objects_to_check():
     for expected in (
         "GET /api/v1/tasks/{id}/",
         "DELETE /api/v1/conversations/{id}/",
-        "POST /api/v1/conversations/{conversation_pk}/messages/",
+        "POST /api/v1/conversations/{id}/messages/",
     ):
         assert expected in found, sorted(found)
 

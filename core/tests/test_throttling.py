@@ -1,35 +1,38 @@
-"""The user throttle's process memory: histories kept unpickled, bounded, unshared."""
+"""The shared throttle counter (core.throttling): exact counts in fixed windows."""
 
-from core.throttling import ProcessMemory
+import pytest
 
+from core.models import RateCounter
+from core.throttling import count_request
 
-def test_get_gives_a_copy_that_the_caller_may_change():
-    memory = ProcessMemory()
-    memory.set("user_1", [3.0, 2.0, 1.0])
-
-    history = memory.get("user_1")
-    history.pop()
-
-    assert memory.get("user_1") == [3.0, 2.0, 1.0]
-    assert memory.get("user_2", []) == []
+pytestmark = pytest.mark.django_db
 
 
-def test_least_recently_set_key_is_dropped_past_the_size():
-    memory = ProcessMemory(size=2)
-    memory.set("a", [1.0])
-    memory.set("b", [2.0])
-    memory.set("a", [1.0, 1.5])
-    memory.set("c", [3.0])
-
-    assert memory.get("b") is None
-    assert memory.get("a") == [1.0, 1.5]
-    assert memory.get("c") == [3.0]
+def test_each_request_of_a_window_counts_once():
+    assert [count_request("user:1", 10) for _ in range(3)] == [1, 2, 3]
+    assert count_request("user:2", 10) == 1
+    assert RateCounter.objects.get(key="user:1").count == 3
 
 
-def test_clear_forgets_every_key():
-    memory = ProcessMemory()
-    memory.set("a", [1.0])
+def test_a_new_window_starts_again_and_a_late_request_counts_in_the_current_one():
+    count_request("user:1", 10)
+    count_request("user:1", 10)
 
-    memory.clear()
+    assert count_request("user:1", 11) == 1
+    assert count_request("user:1", 10) == 2  # late from window 10: counted in 11
+    assert RateCounter.objects.get(key="user:1").window_number == 11
 
-    assert memory.get("a") is None
+
+def test_throttled_answer_is_429_with_retry_after(api_client, settings):
+    from core.throttling import UserRateThrottle
+
+    rates = {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "user": "2/hour"}
+    UserRateThrottle.THROTTLE_RATES = rates
+    try:
+        answers = [api_client.get("/api/v1/tasks/") for _ in range(3)]
+    finally:
+        UserRateThrottle.THROTTLE_RATES = settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]
+
+    assert [answer.status_code for answer in answers] == [200, 200, 429]
+    assert 0 < int(answers[2]["Retry-After"]) <= 3600
+    assert answers[2].json()["detail"]

@@ -288,3 +288,10 @@ def test_filtered_and_ordered_page_is_three_queries_at_most(
             f"{TASKS}?ordering=due_at&tag=home&priority=low&due_before=2027-01-01T00:00:00Z"
         )
     assert response.status_code == 200
+
+
+def test_a_percent_sign_in_a_bad_tag_is_a_400(api_client):
+    response = api_client.get(f"{TASKS}?tag=50%25%25off")
+
+    assert response.status_code == 400
+    assert "tag" in response.json()

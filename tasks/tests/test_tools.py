@@ -196,6 +196,32 @@ def test_arguments_may_be_json_text():
 
 
 @pytest.mark.django_db
+def test_every_result_matches_the_result_schema_the_api_publishes(user, other_user):
+    """The chat turn's answer types each tool result as RESULT_SCHEMA (`ToolResult`)."""
+    import jsonschema
+
+    task = TaskFactory(owner=user, title="Buy milk")
+    theirs = TaskFactory(owner=other_user)
+    results = [
+        call(user, "add_task", title="Call mom"),
+        call(user, "list_tasks", status="pending", search="milk"),
+        call(user, "complete_task", task_id=task.pk),
+        call(user, "complete_task", task_id=task.pk),
+        call(user, "update_task", task_id=task.pk, title="Buy oat milk"),
+        call(user, "update_task", task_id=task.pk),
+        call(user, "delete_task", task_id=task.pk),
+        call(user, "delete_task", task_id=theirs.pk),
+        call(user, "add_task", title=""),
+        call(user, "no_such_tool"),
+    ]
+    for result in results:
+        jsonschema.validate(result, tools.RESULT_SCHEMA)
+    assert {result["ok"] for result in results} == {True, False}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"ok": True, "task": {"id": "1"}}, tools.RESULT_SCHEMA)
+
+
+@pytest.mark.django_db
 def test_task_search_means_the_same_through_the_api_and_the_tool(user, api_client):
     """Every word must match, in any order, in the title or the description."""
     both = TaskFactory(owner=user, title="Buy milk")

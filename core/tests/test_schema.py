@@ -1,0 +1,157 @@
+"""The OpenAPI schema at /api/schema/ is valid and follows the rules of core/schema.py.
+
+Each test reads the schema the server serves, so an endpoint added later is held
+to the same rules without a new test.
+"""
+
+import re
+
+import pytest
+from django.test import Client
+from openapi_spec_validator import validate
+
+from core.errors import validation_body
+from core.schema import NO_NUL_PATTERN, _varname
+
+METHODS = ("get", "put", "post", "delete", "patch")
+PUBLIC = {
+    ("post", "/api/v1/auth/register/"),
+    ("post", "/api/v1/auth/token/"),
+    ("post", "/api/v1/auth/token/refresh/"),
+    ("post", "/api/v1/auth/logout/"),
+}
+# Words of the implementation, not of the API: file names, internal functions, notes.
+LEAKS = re.compile(
+    r"\.md\b|\.py\b|bench|compiled|_data\b|schema only|serializer|chat\.turns|queryset",
+    re.IGNORECASE,
+)
+
+
+@pytest.fixture(scope="module")
+def schema():
+    response = Client().get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+    assert response.status_code == 200
+    return response.json()
+
+
+def operations(schema):
+    for path, item in schema["paths"].items():
+        for method in METHODS:
+            if method in item:
+                yield path, method, item[method]
+
+
+def test_schema_is_valid_openapi(schema):
+    validate(schema)
+
+
+def test_every_400_is_the_one_validation_error(schema):
+    for path, method, operation in operations(schema):
+        body = operation["responses"]["400"]["content"]["application/json"]["schema"]
+        assert body == {"$ref": "#/components/schemas/ValidationError"}, (method, path)
+    error = schema["components"]["schemas"]["ValidationError"]
+    assert error["properties"]["detail"] == {
+        "type": "string",
+        "description": "A problem with the request as a whole.",
+    }
+    assert error["additionalProperties"] == {"type": "array", "items": {"type": "string"}}
+
+
+def test_public_operations_say_security_empty_and_others_need_a_token(schema):
+    for path, method, operation in operations(schema):
+        if (method, path) in PUBLIC:
+            assert operation["security"] == [], (method, path)
+        else:
+            assert operation["security"] == [{"jwtAuth": []}], (method, path)
+
+
+def test_orderings_name_their_values(schema):
+    orderings = [
+        parameter["schema"]
+        for _path, _method, operation in operations(schema)
+        for parameter in operation.get("parameters", [])
+        if parameter["name"] == "ordering"
+    ]
+    assert orderings
+    for ordering in orderings:
+        assert ordering["x-enum-varnames"] == [_varname(value) for value in ordering["enum"]]
+    assert _varname("-created_at") == "CREATED_AT_DESC"
+    assert _varname("due_at") == "DUE_AT"
+
+
+def test_fields_the_server_always_sends_are_required(schema):
+    components = schema["components"]["schemas"]
+    for name in ("Task", "Conversation", "Message", "ChatTurnResponse", "User", "Account"):
+        assert sorted(components[name]["required"]) == sorted(components[name]["properties"])
+    # Inputs keep their optional fields optional.
+    assert components["TaskRequest"]["required"] == ["title"]
+
+
+def test_tool_calls_are_typed(schema):
+    components = schema["components"]["schemas"]
+    call = components["ChatToolCall"]["properties"]
+    assert call["arguments"] == {"$ref": "#/components/schemas/ToolArguments"}
+    assert components["ToolArguments"]["type"] == "object"
+    assert call["result"]["allOf"] == [{"$ref": "#/components/schemas/ToolResult"}]
+    assert components["ToolResult"]["required"] == ["ok"]
+
+
+def test_request_strings_say_they_refuse_nul(schema, api_client):
+    components = schema["components"]["schemas"]
+    assert components["TaskRequest"]["properties"]["title"]["pattern"] == NO_NUL_PATTERN
+    assert components["MessageRequest"]["properties"]["content"]["pattern"] == NO_NUL_PATTERN
+    assert components["ChatTurnRequest"]["properties"]["message"]["pattern"] == NO_NUL_PATTERN
+    # ... and the server does refuse one, with the one 400 shape.
+    response = api_client.post("/api/v1/tasks/", {"title": "a\x00b"}, format="json")
+    assert response.status_code == 400
+    assert list(response.json()) == ["detail"]
+    assert re.fullmatch(NO_NUL_PATTERN, "a\x00b") is None
+    assert re.fullmatch(NO_NUL_PATTERN, "ab\u00e9\n") is not None
+
+
+def test_path_parameters_are_named_alike(schema):
+    """`{id}` names the object of the collection before it, an integer, everywhere;
+    a chat turn is named by its `{client_id}`, a UUID."""
+    for path, method, operation in operations(schema):
+        for parameter in operation.get("parameters", []):
+            if parameter["in"] != "path":
+                continue
+            assert "{" + parameter["name"] + "}" in path
+            if parameter["name"] == "client_id":
+                assert parameter["schema"]["format"] == "uuid", (method, path)
+            else:
+                assert parameter["name"] == "id", (method, path)
+                assert parameter["schema"]["type"] == "integer", (method, path)
+
+
+def _descriptions(node):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ("description", "summary") and isinstance(value, str):
+                yield value
+            else:
+                yield from _descriptions(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _descriptions(value)
+
+
+def test_descriptions_describe_the_api_not_the_implementation(schema):
+    leaks = [text for text in _descriptions(schema) if LEAKS.search(text)]
+    assert leaks == []
+    for path, method, operation in operations(schema):
+        assert operation.get("description"), (method, path)
+
+
+@pytest.mark.parametrize(
+    ("drf_body", "body"),
+    [
+        ({"title": ["Too long."]}, {"title": ["Too long."]}),
+        (["A NUL in ?search=."], {"detail": "A NUL in ?search=."}),
+        ({"detail": ["One.", "Two."]}, {"detail": "One. Two."}),
+        ({"tags": {0: ["Not a valid string."]}}, {"tags": ["0: Not a valid string."]}),
+        ({"calls": [{}, {"name": ["Required."]}]}, {"calls": ["name: Required."]}),
+    ],
+)
+def test_400_bodies_take_the_validation_error_shape(drf_body, body):
+    assert validation_body(drf_body) == body

@@ -8,7 +8,7 @@ middleware, DRF, the view, the renderer; the request_started/finished signals
 included), first untimed to warm up, then timed (wall and CPU time of this process
 per request; the database's time shows as the difference), then under
 pyinstrument. Results go to stderr: the app logs every request to stdout. Uses
-the production settings of the environment (set bench/driver.py's BENCH_ENV there
+the production settings of the environment (set bench/server.py's BENCH_ENV there
 too, or the throttle answers 429).
 """
 

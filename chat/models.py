@@ -94,6 +94,10 @@ class Message(models.Model):
     tool_calls = models.JSONField(null=True, blank=True)
     client_id = models.UUIDField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+    # Set when a ChatKit `threads.retry_after_item` answers again: the message stays
+    # in the REST log (append-only, gap-free seq) but leaves ChatKit's items and the
+    # agent's history. Never cleared.
+    superseded_at = models.DateTimeField(null=True, blank=True)
 
     objects = MessageQuerySet.as_manager()
 
@@ -175,3 +179,41 @@ class ChatTurn(models.Model):
 
     def __str__(self):
         return f"turn {self.pk} ({self.status})"
+
+
+class MessageFeedback(models.Model):
+    """A thumbs up or down on a message, from a ChatKit front end's `items.feedback`.
+
+    One per message (a new vote replaces the old one). `owner` is the conversation's
+    owner and the database holds it so, as for messages
+    (chat/migrations/0004_chatkit.py); `conversation` is the message's.
+    """
+
+    class Kind(models.TextChoices):
+        UP = "up"
+        DOWN = "down"
+
+    # DO_NOTHING: feedback goes with its conversation's row (ON DELETE CASCADE, see
+    # the migration), which account deletion deletes first (chat_delete_all).
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.DO_NOTHING, related_name="message_feedback"
+    )
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="feedback"
+    )
+    # DO_NOTHING: deleted with their conversation, first (chat.services); a cascade
+    # from here would stop messages being deleted in bulk.
+    message = models.OneToOneField(Message, on_delete=models.DO_NOTHING, related_name="feedback")
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(kind__in=["up", "down"]), name="messagefeedback_kind_valid"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.kind} on message {self.message_id}"

@@ -10,7 +10,7 @@ its caller: a message's owner is its conversation's, which the database holds
 
 from operator import attrgetter
 
-from django.db.models import TextField
+from django.db.models import Q, TextField
 from django.db.models.functions import Cast
 
 from core.compiled import Param
@@ -29,6 +29,7 @@ MESSAGE_FIELDS = (
     "tool_calls",
     "client_id",
     "created_at",
+    "superseded_at",
 )
 # Where each output field is read from on a page row (message_page_rows).
 MESSAGE_ROW_ATTRIBUTES = tuple(
@@ -70,3 +71,75 @@ def message_page_rows(*, after):
     messages = messages.annotate(tool_calls_json=Cast("tool_calls", TextField()))
     columns = [name for name in MESSAGE_ROW_ATTRIBUTES if name != "tool_calls_json"]
     return messages.values_list(*columns, "owner_id", "tool_calls_json", named=True)
+
+
+# --- The ChatKit door (chat/chatkit_store.py): keyset reads, never OFFSET ----------
+
+# What an item is built from: page rows, not model instances (a fifth of the time of
+# a page went to building Messages).
+ITEM_FIELDS = ("pk", "conversation_id", "seq", "role", "content", "tool_calls", "created_at")
+# Roles a ChatKit thread shows as items; `tool` results are folded into their step's
+# item and `system` messages are not shown.
+CHATKIT_ITEM_ROLES = (Message.Role.USER, Message.Role.ASSISTANT)
+
+
+def thread_page(owner, *, limit, after=None, descending=True):
+    """Up to `limit` + 1 of the owner's conversations in activity order, after the
+    conversation `after` (one the caller owns, or None): walks the
+    (owner, updated_at, id) index from the cursor's key."""
+    conversations = conversations_of(owner)
+    if after is not None:
+        key = Q(updated_at=after.updated_at) & (
+            Q(pk__lt=after.pk) if descending else Q(pk__gt=after.pk)
+        )
+        if descending:
+            conversations = conversations.filter(Q(updated_at__lt=after.updated_at) | key)
+        else:
+            conversations = conversations.filter(Q(updated_at__gt=after.updated_at) | key)
+    order = ("-updated_at", "-id") if descending else ("updated_at", "id")
+    return list(conversations.order_by(*order)[: limit + 1])
+
+
+def item_messages(conversation_id, *, limit, after_seq=None, descending=False):
+    """Up to `limit` + 1 of a conversation's messages that are ChatKit items (user
+    and assistant, not superseded), as rows of ITEM_FIELDS, in seq order from
+    `after_seq`: walks the (conversation, seq) index. The caller checks the
+    conversation is the user's."""
+    messages = Message.objects.filter(
+        conversation_id=conversation_id,
+        role__in=CHATKIT_ITEM_ROLES,
+        superseded_at__isnull=True,
+    )
+    if after_seq is not None:
+        messages = messages.filter(**{"seq__lt" if descending else "seq__gt": after_seq})
+    messages = messages.order_by("-seq" if descending else "seq")
+    return list(messages.values_list(*ITEM_FIELDS, named=True)[: limit + 1])
+
+
+def step_results(conversation_id, steps, *, reach=64):
+    """The `tool` messages that may answer the given assistant steps (messages with
+    tool_calls), in seq order. A turn stores each step's results right after it, so
+    they are looked for among the `reach` messages after the steps; the caller
+    matches them to calls (call ids repeat across turns)."""
+    if not steps:
+        return []
+    seqs = [step.seq for step in steps]
+    return list(
+        Message.objects.filter(
+            conversation_id=conversation_id,
+            role=Message.Role.TOOL,
+            seq__gt=min(seqs),
+            seq__lte=max(seqs) + reach,
+        )
+        .order_by("seq")
+        .values_list(*ITEM_FIELDS, named=True)
+    )
+
+
+def turn_messages(conversation_id, *, first_seq, last_seq):
+    """A conversation's messages numbered first_seq..last_seq (a turn's), in order."""
+    return list(
+        Message.objects.filter(
+            conversation_id=conversation_id, seq__gte=first_seq, seq__lte=last_seq
+        ).order_by("seq")
+    )

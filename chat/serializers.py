@@ -61,7 +61,7 @@ class MessageSerializer(serializers.ModelSerializer):
     class Meta:
         model = Message
         fields = MESSAGE_FIELDS
-        read_only_fields = ["id", "conversation", "seq", "created_at"]
+        read_only_fields = ["id", "conversation", "seq", "created_at", "superseded_at"]
 
     def to_representation(self, message):
         return message_data(message)

@@ -20,6 +20,7 @@ from .models import (
     ChatTurn,
     Conversation,
     Message,
+    MessageFeedback,
 )
 from .selectors import conversations_of
 
@@ -92,7 +93,8 @@ def conversation_delete(*, conversation):
 
     Takes the conversation's row lock first, as `message_append` does, so an append
     either commits before the delete starts or finds the conversation gone. Then
-    three DELETE statements on indexed columns, however long the conversation:
+    three DELETE statements on indexed columns, however long the conversation (its
+    feedback goes with the conversation's row, chat/migrations/0004_chatkit.py):
     Django's own cascade would first load every message id (turns point at
     messages), a query per thousand messages.
     """
@@ -126,6 +128,36 @@ def chat_delete_all(*, owner):
     _delete_rows(ChatTurn.objects.filter(owner=owner))
     _delete_rows(Message.objects.filter(owner=owner))
     _delete_rows(Conversation.objects.filter(owner=owner))
+
+
+def messages_supersede(*, owner, conversation_id, message_ids):
+    """Mark messages of one of `owner`'s conversations superseded (a ChatKit retry).
+
+    They stay in the REST log with their seq; ChatKit's items and the agent's history
+    leave them out. Already superseded ones keep their first time. Returns how many
+    were marked now.
+    """
+    return (
+        Message.objects.owned_by(owner)
+        .filter(conversation_id=conversation_id, pk__in=message_ids, superseded_at__isnull=True)
+        .update(superseded_at=timezone.now())
+    )
+
+
+def feedback_set(*, message, kind):
+    """Store `kind` ("up" or "down") as the feedback on `message`, replacing an earlier one."""
+    if kind not in MessageFeedback.Kind.values:
+        raise InvalidMessage(f"kind must be one of {', '.join(MessageFeedback.Kind.values)}.")
+    feedback, _ = MessageFeedback.objects.update_or_create(
+        message=message,
+        defaults={
+            "kind": kind,
+            "owner_id": message.owner_id,
+            "conversation_id": message.conversation_id,
+            "created_at": timezone.now(),
+        },
+    )
+    return feedback
 
 
 def _delete_rows(queryset):

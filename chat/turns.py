@@ -240,7 +240,8 @@ def _load(turn):
             state.steps[i] = message
         elif kind == "result":
             state.results[(i, j)] = message
-        elif message.seq <= user_seq:
+        elif message.seq <= user_seq and message.superseded_at is None:
+            # Superseded by a ChatKit retry: kept in the log, not in the history.
             state.history.append(message)
     return state
 

@@ -1,13 +1,23 @@
+import contextlib
 import functools
 
+from chatkit.server import StreamingResult
+from chatkit.store import NotFoundError
+from django.http import HttpResponse, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from pydantic import ValidationError as PydanticValidationError
 from rest_framework import mixins, status, viewsets
 from rest_framework.exceptions import ValidationError
+from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.errors import DomainError, NotFound
+
 from . import selectors, services, turns
+from .chatkit_server import server as chatkit_server
+from .chatkit_store import ChatKitContext
 from .models import Conversation, Message
 from .serializers import (
     ChatTurnResponseSerializer,
@@ -186,3 +196,97 @@ class ChatTurnView(APIView):
         serializer.is_valid(raise_exception=True)
         outcome = turns.chat_turn(owner=request.user, **serializer.validated_data)
         return Response(chat_turn_data(outcome))
+
+
+class ChatKitRequestInvalid(DomainError):
+    default_detail = "The body is not a ChatKit request."
+
+
+class ChatKitNotFound(NotFound):
+    default_detail = "No such thread or item."
+
+
+class FirstRenderer(BaseContentNegotiation):
+    """ChatKit clients may ask for text/event-stream: errors still answer JSON."""
+
+    def select_parser(self, request, parsers):
+        return parsers[0] if parsers else None
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
+class ChatKitView(APIView):
+    """The ChatKit protocol (see `chat.chatkit_server`), bearer-token authenticated.
+
+    The raw body goes to the SDK. A streaming request answers `text/event-stream`
+    (its first event is made before the answer starts, so a refusal is a JSON error,
+    never a broken stream); the others answer JSON. The SDK is async but, over our
+    synchronous store, never waits on anything: `drive` runs it in this thread with
+    no event loop and no thread hop, chunk by chunk as the response is sent.
+    """
+
+    parser_classes = []
+    content_negotiation_class = FirstRenderer
+
+    @extend_schema(request=OpenApiTypes.OBJECT, responses={200: OpenApiTypes.OBJECT})
+    def post(self, request):
+        context = ChatKitContext(user=request.user)
+        try:
+            result = drive(chatkit_server.process(request.body, context))
+            if isinstance(result, StreamingResult):
+                events = result.__aiter__()
+                first = drive(anext(events, None))
+        except PydanticValidationError as exc:
+            raise ChatKitRequestInvalid(_request_problem(exc)) from None
+        except NotFoundError:
+            raise ChatKitNotFound() from None
+        if isinstance(result, StreamingResult):
+            response = StreamingHttpResponse(
+                _chunks(first, events), content_type="text/event-stream"
+            )
+            response["Cache-Control"] = "no-cache"
+            response["X-Accel-Buffering"] = "no"
+            return response
+        return HttpResponse(result.json, content_type="application/json")
+
+
+def drive(awaitable):
+    """Run `awaitable` to its end in this thread, without an event loop.
+
+    For the ChatKit SDK over `chat.chatkit_store`, whose methods run the ORM directly
+    when no loop runs: the only suspensions left are `asyncio.sleep(0)` (a bare
+    yield), resumed at once. Anything that waits on a real future is a bug here.
+    """
+    steps = awaitable.__await__()
+    try:
+        while True:
+            if steps.send(None) is not None:
+                steps.close()
+                raise RuntimeError("The ChatKit server waited on I/O outside the store.")
+    except StopIteration as done:
+        return done.value
+
+
+def _chunks(first, events):
+    """The stream's SSE chunks: the first one already made, then one at a time."""
+    try:
+        chunk = first
+        while chunk is not None:
+            yield chunk
+            chunk = drive(anext(events, None))
+    finally:
+        # A client gone mid-stream: let the SDK's generator finish its cleanup.
+        with contextlib.suppress(Exception):
+            drive(events.aclose())
+
+
+def _request_problem(exc):
+    """The first few problems of a body that is not a ChatKit request, in words."""
+    problems = []
+    for error in exc.errors(include_url=False)[:3]:
+        if error["type"] == "json_invalid":
+            return "The body must be a JSON ChatKit request."
+        where = ".".join(str(part) for part in error["loc"])
+        problems.append(f"{where}: {error['msg']}" if where else error["msg"])
+    return "Not a ChatKit request: " + "; ".join(problems)

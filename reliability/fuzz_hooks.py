@@ -9,7 +9,7 @@ again, and a new user is made.
 import os
 import uuid
 
-import requests
+import httpx
 import schemathesis
 
 BASE_URL = os.environ.get("FUZZ_BASE_URL", "http://127.0.0.1:8000")
@@ -21,8 +21,12 @@ class FuzzUser:
     def get(self, case, context):
         username = f"fuzz-{uuid.uuid4().hex[:12]}"
         credentials = {"username": username, "password": PASSWORD}
-        requests.post(f"{BASE_URL}/api/v1/auth/register/", json=credentials, timeout=30)
-        answer = requests.post(f"{BASE_URL}/api/v1/auth/token/", json=credentials, timeout=30)
+        httpx.post(
+            f"{BASE_URL}/api/v1/auth/register/", json=credentials, timeout=30, trust_env=False
+        )
+        answer = httpx.post(
+            f"{BASE_URL}/api/v1/auth/token/", json=credentials, timeout=30, trust_env=False
+        )
         answer.raise_for_status()
         return answer.json()["access"]
 

@@ -1,14 +1,15 @@
-"""A small JSON-over-HTTP client for the load driver: one keep-alive connection per
-client, a timeout on every request, and transport failures reported, not raised.
+"""The load driver's JSON-over-HTTP client, on httpx: one keep-alive connection per
+client, a timeout on every request, and transport failures reported as
+`TransportError`, not raised as whatever the transport says.
 
 Only loopback addresses are allowed as targets.
 """
 
-import http.client
 import json
 import time
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
+
+import httpx
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
@@ -19,8 +20,10 @@ class TransportError(Exception):
 
 @dataclass
 class Reply:
+    """One answer: `headers` is httpx's (any case), `data` the parsed JSON body, if any."""
+
     status: int
-    headers: dict
+    headers: httpx.Headers
     body: bytes
     elapsed: float
     data: object = field(default=None)
@@ -31,49 +34,43 @@ class Reply:
 
 
 class Client:
+    """Requests to one local server; `token`, while set, goes as a Bearer token.
+
+    httpx sends nothing again by itself: a request whose connection dropped is the
+    caller's to retry (or not), since whether it ran is unknown. A connection that
+    failed or that the server closed is replaced on the next request.
+    """
+
     def __init__(self, base_url, token=None, timeout=15.0):
-        parts = urlsplit(base_url)
-        if parts.hostname not in LOOPBACK:
-            raise ValueError(f"refusing to send load to {parts.hostname}: only 127.0.0.1")
-        self.host, self.port = parts.hostname, parts.port
+        host = httpx.URL(base_url).host
+        if host not in LOOPBACK:
+            raise ValueError(f"refusing to send load to {host}: only 127.0.0.1")
         self.token = token
-        self.timeout = timeout
-        self._connection = None
+        self._http = httpx.Client(
+            base_url=base_url,
+            headers={"Accept": "application/json", "Accept-Encoding": "identity"},
+            timeout=timeout,
+            limits=httpx.Limits(max_connections=1),
+            trust_env=False,
+        )
 
     def close(self):
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
+        self._http.close()
 
     def request(self, method, path, data=None):
         """One request; a `Reply`, or `TransportError` when no answer came."""
-        body = None if data is None else json.dumps(data).encode()
-        headers = {"Accept": "application/json", "Connection": "keep-alive"}
-        if body is not None:
-            headers["Content-Type"] = "application/json"
-        if self.token:
-            headers["Authorization"] = f"Bearer {self.token}"
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         started = time.monotonic()
-        if self._connection is None:
-            self._connection = http.client.HTTPConnection(
-                self.host, self.port, timeout=self.timeout
-            )
         try:
-            self._connection.request(method, path, body=body, headers=headers)
-            answer = self._connection.getresponse()
-            raw = answer.read()
-        except (OSError, http.client.HTTPException) as exc:
-            # Refused, reset (a worker killed mid-request), closed keep-alive, timeout:
-            # whether the request ran is unknown, so the caller decides how to retry.
-            self.close()
+            answer = self._http.request(method, path, json=data, headers=headers)
+        except httpx.TransportError as exc:
+            # Refused, reset (a worker killed mid-request), closed keep-alive, timeout.
             raise TransportError(f"{type(exc).__name__}: {exc}") from None
-        reply_headers = {key.lower(): value for key, value in answer.getheaders()}
-        if reply_headers.get("connection", "").lower() == "close":
-            self.close()
-        reply = Reply(answer.status, reply_headers, raw, time.monotonic() - started)
-        if reply.is_json and raw:
+        elapsed = time.monotonic() - started
+        reply = Reply(answer.status_code, answer.headers, answer.content, elapsed)
+        if reply.is_json and reply.body:
             try:
-                reply.data = json.loads(raw)
+                reply.data = json.loads(reply.body)
             except ValueError:
                 reply.data = None
         return reply

@@ -56,4 +56,36 @@ def add_messages(conversation, count, role="user"):
     ]
 
 
-__all__ = ["ConversationFactory", "Message", "TaskFactory", "UserFactory", "add_messages"]
+def bulk_messages(conversation, count):
+    """Store `count` messages in one INSERT (for size tests: not how the app writes).
+
+    Alternating user / assistant text, numbered on from the conversation's last seq,
+    with `message_count` moved to match, as `message_append` would leave them.
+    """
+    start = conversation.message_count
+    Message.objects.bulk_create(
+        [
+            Message(
+                conversation_id=conversation.pk,
+                owner_id=conversation.owner_id,
+                seq=start + i,
+                role="user" if i % 2 else "assistant",
+                content=f"bulk message {start + i}",
+            )
+            for i in range(1, count + 1)
+        ],
+        batch_size=500,
+    )
+    conversation.message_count = start + count
+    Conversation.objects.filter(pk=conversation.pk).update(message_count=start + count)
+    return conversation
+
+
+__all__ = [
+    "ConversationFactory",
+    "Message",
+    "TaskFactory",
+    "UserFactory",
+    "add_messages",
+    "bulk_messages",
+]

@@ -4,21 +4,21 @@
 runs its `release:` line, and `GunicornServer` starts the `web:` line exactly as a
 platform would (with $PORT set), against a given DATABASE_URL, with DEBUG off.
 `collectstatic` is the build step that production runs before either.
-`HttpClient` speaks JSON to the running server with nothing but the standard library.
+`HttpClient` speaks JSON to the running server (httpx). Comparisons of server
+settings under load live in bench/ (`python -m bench.connections`).
 """
 
 import contextlib
 import hashlib
-import json
 import os
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
+
+import httpx
 
 from .pgserver import database_url, free_port, scratch_database
 
@@ -163,11 +163,11 @@ class GunicornServer:
                     f"gunicorn exited with {self.process.returncode}:\n{self.log_text()[-4000:]}"
                 )
             try:
-                with urllib.request.urlopen(self.url + "/healthz", timeout=2) as response:
-                    if response.status == 200:
-                        return self
-            except OSError:
-                time.sleep(0.2)
+                if httpx.get(self.url + "/healthz", timeout=2, trust_env=False).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
         self.stop()
         raise RuntimeError(f"gunicorn did not answer /healthz in time:\n{self.log_text()[-4000:]}")
 
@@ -232,46 +232,60 @@ def production_site(server_url, bouncer_url=None, **extra):
 
 
 class Response:
-    def __init__(self, status, headers, body):
-        self.status = status
-        self.headers = headers
-        self.body = body
+    """An answer as the end-to-end tests read it: `status`, `headers` (any case),
+    `body` (bytes), `content_type` and `json()`, over the `httpx.Response`."""
+
+    def __init__(self, answer):
+        self.answer = answer
+
+    @property
+    def status(self):
+        return self.answer.status_code
+
+    @property
+    def headers(self):
+        return self.answer.headers
+
+    @property
+    def body(self):
+        return self.answer.content
 
     @property
     def content_type(self):
         return self.headers.get("Content-Type", "")
 
     def json(self):
-        return json.loads(self.body)
+        return self.answer.json()
 
     def __repr__(self):
         return f"<Response {self.status} {self.body[:300]!r}>"
 
 
 class HttpClient:
-    """A tiny JSON client for a running server; `token` is sent as a Bearer token."""
+    """JSON to a running server through httpx; `token`, while set, goes as a Bearer token.
+
+    Every request opens a connection of its own (no keep-alive), as the standard
+    library's client did before: no test depends on gunicorn's keep-alive timeout
+    racing a request. One client may be shared by threads (httpx's pool is
+    thread-safe). Proxy variables of the environment are ignored: the target is
+    always local.
+    """
 
     def __init__(self, base_url, token=None, timeout=30):
-        self.base_url = base_url.rstrip("/")
         self.token = token
-        self.timeout = timeout
+        self.http = httpx.Client(
+            base_url=base_url.rstrip("/"),
+            headers={"Accept": "application/json", "Accept-Encoding": "identity"},
+            timeout=timeout,
+            limits=httpx.Limits(max_keepalive_connections=0),
+            trust_env=False,
+        )
 
     def request(self, method, path, data=None, headers=None):
-        body = None if data is None else json.dumps(data).encode()
-        all_headers = {"Accept": "application/json"}
-        if body is not None:
-            all_headers["Content-Type"] = "application/json"
-        if self.token:
-            all_headers["Authorization"] = f"Bearer {self.token}"
-        all_headers.update(headers or {})
-        url = path if path.startswith("http") else self.base_url + path
-        request = urllib.request.Request(url, data=body, headers=all_headers, method=method)
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as answer:
-                return Response(answer.status, answer.headers, answer.read())
-        except urllib.error.HTTPError as error:
-            with error:
-                return Response(error.code, error.headers, error.read())
+        """`data` goes as a JSON body; `headers` override the client's."""
+        auth = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        answer = self.http.request(method, path, json=data, headers={**auth, **(headers or {})})
+        return Response(answer)
 
     def get(self, path, **kwargs):
         return self.request("GET", path, **kwargs)
@@ -289,136 +303,5 @@ class HttpClient:
         self.token = tokens["access"]
         return tokens
 
-
-CONNECTION_MODES = {
-    "per-request": {"DB_POOL": "0", "CONN_MAX_AGE": "0"},
-    "persistent": {"DB_POOL": "0", "CONN_MAX_AGE": "600"},
-    "pool": {"DB_POOL": "1"},
-}
-
-
-def compare_connections(seconds=8, connections=16, rounds=3):
-    """Requests per second and latency of each connection mode, direct and via PgBouncer.
-
-    Needs `wrk` and the environment of `python -m testing.pgserver run -- ...`.
-    Each mode serves GET /api/v1/tasks/ (an authenticated page of 20 tasks) from
-    gunicorn with WEB_CONCURRENCY=2 and GUNICORN_THREADS=4; the modes run side by
-    side and take turns under load, so a noisy machine disturbs them alike.
-    """
-    import re
-    import shutil
-    import statistics
-    from contextlib import ExitStack
-
-    wrk = shutil.which("wrk")
-    if not wrk:
-        raise SystemExit("wrk is not installed (apt-get install wrk)")
-    base = os.environ["DATABASE_URL"]
-    bouncer = os.environ.get("PGBOUNCER_DATABASE_URL")
-    results = {}
-    with scratch_database(base, prefix="bench") as direct_url:
-        routes = {"direct": direct_url}
-        if bouncer:
-            routes["pgbouncer"] = database_url(bouncer, direct_url.rsplit("/", 1)[1])
-        run_release(production_env(direct_url))
-        for route, url in routes.items():
-            with ExitStack() as stack:
-                targets = {}
-                for mode, settings in CONNECTION_MODES.items():
-                    env = production_env(
-                        url,
-                        WEB_CONCURRENCY=2,
-                        GUNICORN_THREADS=4,
-                        THROTTLE_RATE_USER="100000000/minute",
-                        THROTTLE_RATE_AUTH="100000/minute",
-                        DISABLE_SERVER_SIDE_CURSORS="1" if route == "pgbouncer" else "0",
-                        **settings,
-                    )
-                    server = stack.enter_context(GunicornServer(env))
-                    client = HttpClient(server.url)
-                    client.login(f"bench-{route}-{mode}", "bench-password-123")
-                    for i in range(20):
-                        client.post("/api/v1/tasks/", {"title": f"task {i}"})
-                    targets[mode] = (server.url + "/api/v1/tasks/", client.token)
-                for round_ in range(rounds + 1):
-                    for mode, (target, token) in targets.items():
-                        duration = "2s" if round_ == 0 else f"{seconds}s"  # round 0: warm-up
-                        out = subprocess.run(
-                            [
-                                wrk,
-                                "-t2",
-                                f"-c{connections}",
-                                f"-d{duration}",
-                                "--latency",
-                                "-H",
-                                f"Authorization: Bearer {token}",
-                                target,
-                            ],
-                            capture_output=True,
-                            text=True,
-                            check=True,
-                        ).stdout
-                        if round_ == 0:
-                            continue
-                        rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-                        p50 = re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1)
-                        p99 = re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1)
-                        bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-                        bad = int(bad.group(1)) if bad else 0
-                        results.setdefault((route, mode), []).append((rps, p50, p99, bad))
-                        print(
-                            f"{route:9} {mode:11} {rps:7.0f} req/s  p50 {p50:>8}  "
-                            f"p99 {p99:>8}  non-2xx {bad}",
-                            flush=True,
-                        )
-    print("\nmedian of", rounds, "runs:")
-    for (route, mode), runs in results.items():
-        median = statistics.median(run[0] for run in runs)
-        print(f"{route:9} {mode:11} {median:7.0f} req/s")
-    return results
-
-
-def compare_outage(down_seconds=10):
-    """How each reusing connection mode lives through a database outage.
-
-    For each mode: gunicorn on a PostgreSQL of its own, which is stopped for
-    `down_seconds` and started again; prints the slowest answer while it is down
-    (all must be 503) and how long until 8 answers in a row are 200 once it is back.
-    """
-    from .pgserver import TempPostgres
-
-    for mode in ("persistent", "pool"):
-        with TempPostgres.temporary() as postgres:
-            env = production_env(
-                postgres.url, WEB_CONCURRENCY=2, GUNICORN_THREADS=4, **CONNECTION_MODES[mode]
-            )
-            run_release(env)
-            with GunicornServer(env) as server:
-                client = HttpClient(server.url)
-                client.login("outage", "Outage-Passw0rd-7741")
-                for _ in range(8):
-                    client.get("/api/v1/tasks/")
-                postgres.stop("fast")
-                statuses, slowest = set(), 0.0
-                until = time.monotonic() + down_seconds
-                while time.monotonic() < until:
-                    started = time.monotonic()
-                    statuses.add(client.get("/api/v1/tasks/").status)
-                    slowest = max(slowest, time.monotonic() - started)
-                postgres.start()
-                started, streak, failed = time.monotonic(), 0, 0
-                while streak < 8 and time.monotonic() - started < 120:
-                    ok = client.get("/api/v1/tasks/").status == 200
-                    streak, failed = (streak + 1, failed) if ok else (0, failed + 1)
-                print(
-                    f"{mode:11} down: {sorted(statuses)} slowest {slowest:.2f}s; back: "
-                    f"{failed} failed, 8 x 200 after {time.monotonic() - started:.2f}s",
-                    flush=True,
-                )
-
-
-if __name__ == "__main__":
-    commands = {"compare-connections": compare_connections, "compare-outage": compare_outage}
-    if len(sys.argv) != 2 or sys.argv[1] not in commands:
-        raise SystemExit("usage: python -m testing.servers compare-connections|compare-outage")
-    commands[sys.argv[1]]()
+    def close(self):
+        self.http.close()

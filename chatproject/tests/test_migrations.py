@@ -46,6 +46,7 @@ def manage(database_url, *args):
 def test_migrate_forwards_and_back_to_zero(empty_database_url):
     steps = [
         ("migrate", "--noinput"),
+        ("migrate", "accounts", "zero", "--noinput"),
         ("migrate", "chat", "zero", "--noinput"),
         ("migrate", "tasks", "zero", "--noinput"),
         ("migrate", "--noinput"),
@@ -54,7 +55,8 @@ def test_migrate_forwards_and_back_to_zero(empty_database_url):
         result = manage(empty_database_url, *step)
         assert result.returncode == 0, (step, result.stderr)
 
-    plan = manage(empty_database_url, "showmigrations", "--plan", "chat", "tasks")
+    plan = manage(empty_database_url, "showmigrations", "--plan", "chat", "tasks", "accounts")
     assert plan.returncode == 0
     assert "[ ]" not in plan.stdout
     assert "chat.0001_initial" in plan.stdout
+    assert "accounts.0001_support_group" in plan.stdout

@@ -154,16 +154,17 @@ def test_deep_tool_calls_are_stored_and_read_back_or_refused(api_client, user, d
         pytest.param(b"\xff\xfe{}", 400, id="not_utf8"),
     ],
 )
-def test_huge_or_odd_json_is_answered_quickly_without_500(api_client, user, body, status):
+def test_huge_or_odd_json_is_answered_without_500(
+    api_client, user, body, status, assert_max_queries
+):
     """Unknown and repeated keys are ignored (201, as DRF does); a value the API
-    refuses, a BOM or bytes that are not UTF-8 are a 400."""
+    refuses, a BOM or bytes that are not UTF-8 are a 400 that reaches no table (the
+    user, the throttle). How fast is measured in bench/, not here."""
     assert len(body) <= limit()
-    started = time.monotonic()
-    response = post_raw(api_client, TASKS, body)
-    elapsed = time.monotonic() - started
+    with assert_max_queries(3 if status == 201 else 2):
+        response = post_raw(api_client, TASKS, body)
     assert response.status_code == status, (response.status_code, response.content[:300])
     assert response["Content-Type"].startswith("application/json")
-    assert elapsed < 2, elapsed
 
 
 def test_long_query_strings_are_400_or_fine(api_client, user):

@@ -9,9 +9,8 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
 
-    initial = True
-
     dependencies = [
+        ("accounts", "0001_support_group"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

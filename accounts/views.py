@@ -12,16 +12,24 @@ from rest_framework_simplejwt.views import TokenObtainPairView
 
 from core.parsers import NDJSONParser
 from core.renderers import FastJSONRenderer, NDJSONRenderer
+from core.timezones import user_timezone_name
 
 from .portability import account_import, export_lines
 from .serializers import (
     AccountSerializer,
+    MeUpdateSerializer,
     RefreshSerializer,
     RegisterSerializer,
     TokenPairSerializer,
     UserSerializer,
 )
-from .services import account_delete, blacklist_once, load_refresh_token, rotate_refresh_token
+from .services import (
+    account_delete,
+    blacklist_once,
+    load_refresh_token,
+    me_update,
+    rotate_refresh_token,
+)
 from .throttling import AuthRateThrottle
 
 
@@ -90,21 +98,31 @@ class LogoutView(PublicAuthView):
         return Response(status=status.HTTP_205_RESET_CONTENT)
 
 
+def me_data(user):
+    return {
+        "id": user.pk,
+        "username": user.username,
+        "email": user.email,
+        "date_joined": user.date_joined,
+        "timezone": user_timezone_name(user),
+    }
+
+
 class MeView(APIView):
-    """The caller's account; DELETE removes it with all of its data."""
+    """The caller's account; PATCH sets its time zone or email; DELETE removes it with
+    all of its data."""
 
     @extend_schema(responses={200: UserSerializer})
     def get(self, request):
         """The caller's account."""
-        user = request.user
-        return Response(
-            {
-                "id": user.pk,
-                "username": user.username,
-                "email": user.email,
-                "date_joined": user.date_joined,
-            }
-        )
+        return Response(me_data(request.user))
+
+    @extend_schema(request=MeUpdateSerializer, responses={200: UserSerializer})
+    def patch(self, request):
+        """Set the caller's time zone (an IANA name) and/or email."""
+        serializer = MeUpdateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        return Response(me_data(me_update(user=request.user, **serializer.validated_data)))
 
     @extend_schema(responses={204: OpenApiResponse(description="Account deleted.")})
     def delete(self, request):

@@ -42,11 +42,12 @@ from django.db.models import Q
 from django.utils import timezone
 
 from core.errors import Conflict, Unprocessable
+from core.timezones import user_timezone
 from tasks import tools
 
 from . import services
 from .agents import Agent, AgentFailed, AgentTimeout, AgentUnavailable, get_agent
-from .agents.base import requested_calls, tool_results
+from .agents.base import TurnContext, requested_calls, tool_results
 from .models import CONTENT_MAX_LENGTH, ChatTurn, Conversation, Message
 
 logger = logging.getLogger(__name__)
@@ -247,22 +248,30 @@ def _load(turn):
     return state
 
 
+def turn_context(owner):
+    """The agent's clock and the owner's time zone. `settings.CHAT_NOW` (tests only)
+    pins the clock."""
+    return TurnContext(now=settings.CHAT_NOW or timezone.now(), zone=user_timezone(owner))
+
+
 def _run(turn, agent):
     deadline = time.monotonic() + settings.CHAT_AGENT_TIMEOUT
     try:
-        _advance(turn, agent, deadline)
+        _advance(turn, agent, deadline, turn_context(turn.owner))
     except BaseException as exc:
         _mark_failed(turn, exc)
         raise
 
 
-def _advance(turn, agent, deadline):
+def _advance(turn, agent, deadline, context):
     state = _load(turn)
     rounds = _rounds()
     for index in range(rounds + 1):
         message = state.steps.get(index)
         if message is None:
-            step = _ask(agent, state.history, final=index >= rounds, deadline=deadline)
+            step = _ask(
+                agent, state.history, final=index >= rounds, deadline=deadline, context=context
+            )
             with transaction.atomic():
                 message = _store_step(turn, index, step, used_ids=state.call_ids())
                 if not message.tool_calls:
@@ -278,7 +287,7 @@ def _advance(turn, agent, deadline):
     raise AgentFailed(f"The assistant did not finish within {rounds} rounds of tool calls.")
 
 
-def _ask(agent, history, *, final, deadline):
+def _ask(agent, history, *, final, deadline, context):
     """The agent's next step, checked; no transaction is open here."""
     remaining = deadline - time.monotonic()
     if remaining <= 0:
@@ -289,6 +298,7 @@ def _ask(agent, history, *, final, deadline):
             tools=list(tools.TOOLS.values()),
             final=final,
             timeout=remaining,
+            context=context,
         )
     except (AgentFailed, AgentTimeout, AgentUnavailable):
         raise

@@ -313,6 +313,9 @@ CHAT_AGENT = os.environ.get("CHAT_AGENT", "rules")
 CHAT_HISTORY_WINDOW = env_int("CHAT_HISTORY_WINDOW", 20)
 CHAT_MODEL = os.environ.get("CHAT_MODEL", "gpt-4o-mini")
 CHAT_AGENT_TIMEOUT = float(os.environ.get("CHAT_AGENT_TIMEOUT", "30"))
+# The chat agents' clock ("tomorrow" is counted from it): None is the real time.
+# Tests pin it to an aware datetime; nothing in production sets it.
+CHAT_NOW = None
 CHAT_MAX_TOOL_ROUNDS = env_int("CHAT_MAX_TOOL_ROUNDS", 5)
 
 # Production hardening, on whenever DEBUG is off. Behind a proxy (Heroku, Render,

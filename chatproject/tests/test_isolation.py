@@ -98,6 +98,8 @@ def sample(schema, name=""):
             return str(uuid.uuid4())
         if schema.get("format") == "email":
             return "probe@example.com"
+        if schema.get("format") == "date-time":
+            return "2030-01-01T00:00:00Z"
         return "isolation probe"[: schema.get("maxLength", 100)]
     if name == "tool_calls" or schema.get("nullable"):
         return None

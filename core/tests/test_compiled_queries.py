@@ -27,9 +27,11 @@ from core import compiled
 from core.compiled import CompiledQueries, CompiledQuery, Param
 from core.pagination import KeysetPagination
 from tasks.models import Task
-from tasks.selectors import TASK_FIELDS as TASK_ROW_FIELDS
+from tasks.selectors import SORT_KEYS, TASK_FIELDS
 from tasks.selectors import task_page_rows as task_rows
 from testing.factories import ConversationFactory, TaskFactory, UserFactory, add_messages
+
+TASK_ROW_FIELDS = (*TASK_FIELDS, *SORT_KEYS)
 
 pytestmark = pytest.mark.django_db
 

@@ -6,7 +6,7 @@ from django.db import IntegrityError, transaction
 from rest_framework import serializers
 
 from core.fields import StrictCharField
-from core.timezones import zone_named
+from core.timezones import user_timezone_name, zone_named
 
 from .models import TIMEZONE_MAX_LENGTH
 
@@ -25,6 +25,20 @@ class UserSerializer(serializers.ModelSerializer):
         model = User
         fields = ["id", "username", "email", "date_joined", "timezone"]
         read_only_fields = fields
+
+    def to_representation(self, user):
+        return user_data(user)
+
+
+def user_data(user):
+    """The account as `auth/me/` and the export's `user` line show it."""
+    return {
+        "id": user.pk,
+        "username": user.username,
+        "email": user.email,
+        "date_joined": user.date_joined,
+        "timezone": user_timezone_name(user),
+    }
 
 
 class MeUpdateSerializer(serializers.Serializer):

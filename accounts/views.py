@@ -12,7 +12,6 @@ from rest_framework_simplejwt.views import TokenObtainPairView
 
 from core.parsers import NDJSONParser
 from core.renderers import FastJSONRenderer, NDJSONRenderer
-from core.timezones import user_timezone_name
 
 from .portability import account_import, export_lines
 from .serializers import (
@@ -22,6 +21,7 @@ from .serializers import (
     RegisterSerializer,
     TokenPairSerializer,
     UserSerializer,
+    user_data,
 )
 from .services import (
     account_delete,
@@ -98,16 +98,6 @@ class LogoutView(PublicAuthView):
         return Response(status=status.HTTP_205_RESET_CONTENT)
 
 
-def me_data(user):
-    return {
-        "id": user.pk,
-        "username": user.username,
-        "email": user.email,
-        "date_joined": user.date_joined,
-        "timezone": user_timezone_name(user),
-    }
-
-
 class MeView(APIView):
     """The caller's account; PATCH sets its time zone or email; DELETE removes it with
     all of its data."""
@@ -115,14 +105,14 @@ class MeView(APIView):
     @extend_schema(responses={200: UserSerializer})
     def get(self, request):
         """The caller's account."""
-        return Response(me_data(request.user))
+        return Response(user_data(request.user))
 
     @extend_schema(request=MeUpdateSerializer, responses={200: UserSerializer})
     def patch(self, request):
         """Set the caller's time zone (an IANA name) and/or email."""
         serializer = MeUpdateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        return Response(me_data(me_update(user=request.user, **serializer.validated_data)))
+        return Response(user_data(me_update(user=request.user, **serializer.validated_data)))
 
     @extend_schema(responses={204: OpenApiResponse(description="Account deleted.")})
     def delete(self, request):

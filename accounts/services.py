@@ -21,7 +21,11 @@ from rest_framework_simplejwt.utils import datetime_from_epoch
 
 from chat import services as chat_services
 from core.authentication import claimed_user_id
+from core.errors import DomainError
+from core.timezones import zone_named
 from tasks import services as task_services
+
+from .models import Profile
 
 User = get_user_model()
 
@@ -82,3 +86,24 @@ def rotate_refresh_token(raw):
     blacklist_once(token)
     new_refresh = RefreshToken.for_user(user)
     return {"access": str(new_refresh.access_token), "refresh": str(new_refresh)}
+
+
+class InvalidTimezone(DomainError):
+    default_detail = "timezone must be an IANA time zone name, such as Europe/Paris."
+
+
+def me_update(*, user, timezone=None, email=None):
+    """Change the caller's time zone (an IANA name, checked with zoneinfo) and/or email.
+
+    The profile row is created the first time a zone is set (`update_or_create`
+    on the unique user: two PATCHes at once leave one row).
+    """
+    if timezone is not None:
+        if zone_named(timezone) is None:
+            raise InvalidTimezone()
+        profile, _ = Profile.objects.update_or_create(user=user, defaults={"timezone": timezone})
+        user.profile = profile
+    if email is not None:
+        user.email = email
+        user.save(update_fields=["email"])
+    return user

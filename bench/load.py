@@ -67,6 +67,9 @@ WORDS = (
     "old big high different small large important young few public bad same able early "
     "quickly really also just still already maybe please thanks sure okay"
 ).split()
+PRIORITIES = ("low", "normal", "normal", "normal", "high")
+TAGS = ("home", "work", "errands", "bills", "family")
+REPEATS = ("daily", "weekly", "monthly")
 VERBS = (
     "Buy Call Email Finish Review Write Fix Plan Book Pay Send Clean Update Prepare "
     "Schedule Check Cancel Renew Order Read Draft Submit Organize Test Deploy Refactor"
@@ -141,6 +144,12 @@ def task_rows(rng, text, owner_id, first_id):
             description = text.cut(rng, rng.randint(20, 600))
         if rng.random() < 0.025:
             title = f"{title} {SEARCH_WORD}"
+        # Three tasks in five have a due date (within two months of NOW), one in
+        # twenty of those repeats; priorities and up to two of five tags at random.
+        due_at = None
+        if rng.random() < 0.6:
+            due_at = NOW + timedelta(seconds=rng.uniform(-30, 30) * 86400)
+        repeat = rng.choice(REPEATS) if due_at and rng.random() < 0.05 else None
         yield (
             first_id + n,
             owner_id,
@@ -149,6 +158,10 @@ def task_rows(rng, text, owner_id, first_id):
             rng.random() < 0.35,
             created,
             updated,
+            due_at,
+            rng.choice(PRIORITIES),
+            orjson.dumps(rng.sample(TAGS, rng.randrange(3))).decode(),
+            repeat,
         )
 
 
@@ -186,8 +199,8 @@ def load_user(cur, text, number):
     ids = ids_of(number)
     user_id = ids["user"]
     with cur.copy(
-        "COPY tasks_task (id, owner_id, title, description, completed, created_at, updated_at)"
-        " FROM STDIN"
+        "COPY tasks_task (id, owner_id, title, description, completed, created_at, updated_at,"
+        " due_at, priority, tags, repeat) FROM STDIN"
     ) as copy:
         for row in task_rows(rng, text, user_id, ids["task"]):
             copy.write_row(row)

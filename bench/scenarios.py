@@ -6,6 +6,7 @@ makes them with the same rows in both datasets). A write whose endpoint answers
 """
 
 import json
+from datetime import timedelta
 
 import psycopg
 
@@ -122,6 +123,8 @@ def prepare(target, concurrency):
         for _ in range(5):
             middle = local_path(get_json(http, middle)["next"])
 
+    # The load's clock's week, for the due-date filter.
+    week = [(load.NOW + timedelta(days=d)).strftime("%Y-%m-%dT%H:%M:%SZ") for d in (0, 7)]
     reads = [
         Scenario("task detail", "GET", f"{API}/tasks/{task}/", reader_token),
         Scenario("tasks, page 1", "GET", f"{API}/tasks/", reader_token),
@@ -133,6 +136,24 @@ def prepare(target, concurrency):
             reader_token,
         ),
         Scenario("tasks, deepest page", "GET", deep, reader_token),
+        Scenario("tasks, ?ordering=due_at", "GET", f"{API}/tasks/?ordering=due_at", reader_token),
+        Scenario(
+            "tasks, ?ordering=-priority", "GET", f"{API}/tasks/?ordering=-priority", reader_token
+        ),
+        Scenario(
+            "tasks, due this week, soonest first",
+            "GET",
+            f"{API}/tasks/?completed=false&ordering=due_at&due_after={week[0]}"
+            f"&due_before={week[1]}",
+            reader_token,
+        ),
+        Scenario(
+            "tasks, ?tag=bills&tag=family",
+            "GET",
+            f"{API}/tasks/?tag=bills&tag=family",
+            reader_token,
+        ),
+        Scenario("tasks, ?priority=high", "GET", f"{API}/tasks/?priority=high", reader_token),
         Scenario("conversations, page 1", "GET", f"{API}/conversations/", reader_token),
         Scenario(
             "newest 100 messages",

@@ -25,6 +25,7 @@ from core.adminkit import AutocompleteFilterMedia, as_id, autocomplete_filter, d
 
 from . import services
 from .models import ChatTurn, Conversation, Message, MessageFeedback
+from .search import MAX_SEARCH_LENGTH
 
 # The transcript shows this many messages a page; older ones are a link away
 # (?before=<seq>), so a 10,000-message conversation renders as fast as a short one.
@@ -172,6 +173,11 @@ class ConversationAdmin(AutocompleteFilterMedia, admin.ModelAdmin):
     class Media:
         css = {"all": ["chat/admin.css"]}
 
+    def get_search_results(self, request, queryset, search_term):
+        """Full-text, as the API's `?search=` (title or a message), or the owner's
+        exact username."""
+        return _searched(queryset, search_term, owner__username=search_term.strip())
+
     def get_readonly_fields(self, request, obj=None):
         """The owner is chosen once; moving a conversation is the transfer action."""
         fields = super().get_readonly_fields(request, obj)
@@ -243,6 +249,17 @@ class ConversationAdmin(AutocompleteFilterMedia, admin.ModelAdmin):
         return TemplateResponse(request, "admin/chat/conversation/transfer.html", context)
 
 
+def _searched(queryset, search_term, **or_exactly):
+    """`queryset.search(search_term)`, or any row matching `or_exactly`; NULs dropped."""
+    text = search_term.replace("\x00", "").strip()[:MAX_SEARCH_LENGTH]
+    if not text:
+        return queryset, False
+    found = queryset.search(text)
+    if or_exactly:
+        found = found | queryset.filter(**or_exactly)
+    return found, False
+
+
 class ReadOnlyAdmin(admin.ModelAdmin):
     """Rows of the append-only log: nobody adds, changes or deletes them here."""
 
@@ -281,6 +298,10 @@ class MessageAdmin(AutocompleteFilterMedia, ReadOnlyAdmin):
 
     class Media:
         css = {"all": ["chat/admin.css"]}
+
+    def get_search_results(self, request, queryset, search_term):
+        """Full-text, as the API's `GET messages/?search=` (the same index)."""
+        return _searched(queryset, search_term)
 
     @admin.display(description="#", ordering="seq")
     def number(self, message):

@@ -1,9 +1,11 @@
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.db.models.functions import Length
 from django.db.models.lookups import GreaterThanOrEqual, LessThanOrEqual
 from django.utils import timezone
+
+from .search import Matches, clean_search
 
 CONVERSATION_TITLE_MAX_LENGTH = 255
 CONTENT_MAX_LENGTH = 10_000
@@ -13,32 +15,51 @@ class ConversationQuerySet(models.QuerySet):
     def owned_by(self, user):
         return self.filter(owner=user)
 
+    def search(self, text, *, messages=None):
+        """Conversations whose title, or one of whose `messages` (default: all),
+        matches every word of `text` (chat/search.py); pass the owner's messages so
+        the search reads only their index entries."""
+        messages = Message.objects.all() if messages is None else messages
+        text = clean_search(text)
+        in_messages = messages.search(text).values("conversation_id")
+        return self.filter(Q(Matches(F("title"), text)) | Q(pk__in=in_messages))
+
 
 class Conversation(models.Model):
     """A chat between one user and the assistant.
 
     `updated_at` is the time of the last activity and `message_count` the number of
     messages; both move only through `chat.services.message_append`, under the
-    conversation's row lock.
+    conversation's row lock. `archived` puts it aside (out of the default list, and
+    no chat turn continues it); `pinned` lists it first.
     """
 
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.CASCADE,
         related_name="conversations",
-        db_index=False,  # served by conversation_owner_activity
+        db_index=False,  # served by conversation_owner_list
     )
     title = models.CharField(max_length=CONVERSATION_TITLE_MAX_LENGTH, blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
     message_count = models.PositiveIntegerField(default=0)
+    archived = models.BooleanField(default=False)
+    pinned = models.BooleanField(default=False)
 
     objects = ConversationQuerySet.as_manager()
 
     class Meta:
         ordering = ["-updated_at", "-id"]
         indexes = [
-            models.Index(fields=["owner", "updated_at", "id"], name="conversation_owner_activity"),
+            # The list: one owner's archived or other conversations, pinned first,
+            # then most recent activity (keyset pages walk it in order).
+            models.Index(
+                fields=["owner", "archived", "pinned", "updated_at", "id"],
+                name="conversation_owner_list",
+            ),
+            # Retention (`manage.py purge`): the conversations idle the longest.
+            models.Index(fields=["updated_at", "id"], name="conversation_activity"),
         ]
         constraints = [
             models.CheckConstraint(
@@ -60,6 +81,11 @@ class Conversation(models.Model):
 class MessageQuerySet(models.QuerySet):
     def owned_by(self, user):
         return self.filter(owner=user)
+
+    def search(self, text):
+        """Messages whose content matches every word of `text` (chat/search.py): the
+        one meaning of message search, for the API and the admin."""
+        return self.filter(Matches(F("content"), clean_search(text)))
 
 
 class Message(models.Model):
@@ -103,6 +129,11 @@ class Message(models.Model):
 
     class Meta:
         ordering = ["seq"]
+        indexes = [
+            # The owner's messages newest first (`GET messages/`, and a search for a
+            # common word, which the planner may walk this way rather than by GIN).
+            models.Index(fields=["owner", "created_at", "id"], name="message_owner_created"),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["conversation", "seq"], name="message_conversation_seq_unique"

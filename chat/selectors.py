@@ -18,7 +18,15 @@ from core.compiled import Param
 from .models import Conversation, Message
 
 # The API's conversation and message: serializer fields, page columns, output keys.
-CONVERSATION_FIELDS = ("id", "title", "created_at", "updated_at", "message_count")
+CONVERSATION_FIELDS = (
+    "id",
+    "title",
+    "created_at",
+    "updated_at",
+    "message_count",
+    "archived",
+    "pinned",
+)
 conversation_values = attrgetter(*CONVERSATION_FIELDS)
 MESSAGE_FIELDS = (
     "id",
@@ -40,6 +48,7 @@ MESSAGE_ROW_ATTRIBUTES = tuple(
 OWNER = Param("owner_id", Conversation._meta.get_field("owner"))
 CONVERSATION = Param("conversation_id", Message._meta.get_field("conversation"))
 AFTER_SEQ = Param("after_seq", Message._meta.get_field("seq"))
+ARCHIVED = Param("archived", Conversation._meta.get_field("archived"))
 
 
 def conversations_of(owner):
@@ -47,14 +56,38 @@ def conversations_of(owner):
     return Conversation.objects.owned_by(owner)
 
 
-def conversation_page_rows(owner=OWNER):
-    """A list page's rows (named tuples of CONVERSATION_FIELDS)."""
-    return conversations_of(owner).values_list(*CONVERSATION_FIELDS, named=True)
+def conversation_page_rows(owner=OWNER, archived=ARCHIVED):
+    """A list page's rows (named tuples of CONVERSATION_FIELDS): the owner's archived
+    conversations, or the others. The list pages them pinned first, then by most
+    recent activity, along the index conversation_owner_list."""
+    return (
+        conversations_of(owner)
+        .filter(archived=archived)
+        .values_list(*CONVERSATION_FIELDS, named=True)
+    )
+
+
+def conversation_search_rows(owner, *, search, archived):
+    """Rows as `conversation_page_rows`, of the owner's conversations (archived ones,
+    or the others) whose title or a message matches `search`."""
+    return (
+        conversations_of(owner)
+        .filter(archived=archived)
+        .search(search, messages=messages_of(owner))
+        .values_list(*CONVERSATION_FIELDS, named=True)
+    )
 
 
 def messages_of(owner):
     """The owner's messages, in every conversation."""
     return Message.objects.owned_by(owner)
+
+
+def message_search_rows(owner, *, search=None):
+    """Page rows (as `message_page_rows`) of the owner's messages, in every
+    conversation, that match `search` (all of them without one)."""
+    messages = messages_of(owner)
+    return _message_rows(messages.search(search) if search else messages)
 
 
 def message_page_rows(*, after):
@@ -68,6 +101,24 @@ def message_page_rows(*, after):
     messages = Message.objects.filter(conversation=CONVERSATION)
     if after:
         messages = messages.filter(seq__gt=AFTER_SEQ)
+    return _message_rows(messages)
+
+
+def messages_in(conversation_ids):
+    """Page rows (as `message_page_rows`) of the messages of these conversations; the
+    caller chose conversations of one owner, whose messages are that owner's."""
+    return _message_rows(Message.objects.filter(conversation_id__in=conversation_ids))
+
+
+def after_message(conversation_id, seq):
+    """The condition "after message `seq` of `conversation_id`" in (conversation, seq)
+    order: a keyset step through several conversations' messages."""
+    return Q(conversation_id__gt=conversation_id) | Q(conversation_id=conversation_id, seq__gt=seq)
+
+
+def _message_rows(messages):
+    """`messages` as named tuples of MESSAGE_ROW_ATTRIBUTES and `owner_id`, the tool
+    calls as their stored JSON text."""
     messages = messages.annotate(tool_calls_json=Cast("tool_calls", TextField()))
     columns = [name for name in MESSAGE_ROW_ATTRIBUTES if name != "tool_calls_json"]
     return messages.values_list(*columns, "owner_id", "tool_calls_json", named=True)

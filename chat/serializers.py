@@ -4,7 +4,7 @@ import orjson
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from core.fields import JSONArrayField, StrictCharField
+from core.fields import JSONArrayField, StrictBooleanField, StrictCharField
 from tasks.tools import RESULT_SCHEMA
 
 from .models import CONTENT_MAX_LENGTH, CONVERSATION_TITLE_MAX_LENGTH, Conversation, Message
@@ -27,6 +27,8 @@ class ConversationSerializer(serializers.ModelSerializer):
         required=False,
         trim_whitespace=False,
     )
+    archived = StrictBooleanField(required=False, help_text="Left out of the default list.")
+    pinned = StrictBooleanField(required=False, help_text="Listed first.")
 
     class Meta:
         model = Conversation

@@ -9,9 +9,10 @@ import contextlib
 import uuid
 
 from django.db import IntegrityError, connections, router, transaction
+from django.db.models import Q
 from django.utils import timezone
 
-from core.errors import DomainError, NotFound, Unprocessable
+from core.errors import Conflict, DomainError, NotFound, Unprocessable
 from core.text import text_problem
 
 from .models import (
@@ -28,6 +29,13 @@ from .selectors import conversations_of
 
 class ConversationNotFound(NotFound):
     default_detail = "No such conversation."
+
+
+class ConversationArchived(Conflict):
+    default_detail = (
+        'This conversation is archived: unarchive it (PATCH {"archived": false}) '
+        "to continue it, or start a new one."
+    )
 
 
 class InvalidMessage(DomainError):
@@ -49,6 +57,12 @@ def clean_content(content):
     return _checked(content, name="content", max_length=CONTENT_MAX_LENGTH, min_length=1)
 
 
+def _flag(value, *, name):
+    if not isinstance(value, bool):
+        raise InvalidMessage(f"{name} must be true or false.")
+    return value
+
+
 def _checked(value, **rules):
     problem = text_problem(value, **rules)
     if problem:
@@ -63,13 +77,28 @@ def conversation_get(*, owner, conversation_id):
         raise ConversationNotFound() from None
 
 
-def conversation_create(*, owner, title=""):
-    return Conversation.objects.create(owner=owner, title=clean_conversation_title(title))
+def conversation_create(*, owner, title="", archived=False, pinned=False):
+    return Conversation.objects.create(
+        owner=owner,
+        title=clean_conversation_title(title),
+        archived=_flag(archived, name="archived"),
+        pinned=_flag(pinned, name="pinned"),
+    )
 
 
-def conversation_update(*, conversation, title):
-    conversation.title = clean_conversation_title(title)
-    conversation.save(update_fields=["title"])
+def conversation_update(*, conversation, title=None, archived=None, pinned=None):
+    """Change the given fields (None leaves one as it is). Not activity: `updated_at`
+    stays, so archiving or pinning does not reorder the list by recency."""
+    changed = []
+    if title is not None:
+        conversation.title = clean_conversation_title(title)
+        changed.append("title")
+    for name, value in (("archived", archived), ("pinned", pinned)):
+        if value is not None:
+            setattr(conversation, name, _flag(value, name=name))
+            changed.append(name)
+    if changed:
+        conversation.save(update_fields=changed)
     return conversation
 
 
@@ -114,10 +143,59 @@ def conversation_delete_owned(*, owner, conversation_id):
     locked = conversations_of(owner).select_for_update().filter(pk=conversation_id)
     if not list(locked.order_by().values_list("pk")):
         raise ConversationNotFound()
-    _delete_rows(TurnEvent.objects.filter(turn__conversation_id=conversation_id))
-    _delete_rows(ChatTurn.objects.filter(conversation_id=conversation_id))
-    _delete_rows(Message.objects.filter(conversation_id=conversation_id))
-    _delete_rows(Conversation.objects.filter(pk=conversation_id))
+    _delete_conversations([conversation_id])
+
+
+@transaction.atomic
+def conversations_purge(*, conversation_ids, idle_before):
+    """Delete those of `conversation_ids` that have had no activity since before
+    `idle_before`, whole; returns (conversations, messages) deleted.
+
+    Takes the row locks `conversation_delete` and `message_append` take, and checks
+    the idleness under them: an append that commits first moves `updated_at` on, and
+    PostgreSQL re-reads the row after the wait, so the conversation is kept whole
+    with its new message; one that comes after finds the conversation gone and
+    stores nothing. Keep the batch small: its rows stay locked until commit.
+    """
+    locked = list(
+        Conversation.objects.select_for_update()
+        .filter(pk__in=conversation_ids, updated_at__lt=idle_before)
+        .values_list("pk", "message_count")
+    )
+    ids = [pk for pk, _ in locked]
+    if ids:
+        _delete_conversations(ids)
+    return len(ids), sum(count for _, count in locked)
+
+
+def purge_candidates(*, idle_before, after=None, limit=100):
+    """Up to `limit` conversations (of every owner) idle since before `idle_before`,
+    the longest idle first, after the (updated_at, id) pair `after`: rows with `pk`,
+    `updated_at` and `message_count`, read along the index conversation_activity."""
+    rows = Conversation.objects.filter(updated_at__lt=idle_before)
+    if after is not None:
+        updated_at, pk = after
+        rows = rows.filter(Q(updated_at__gt=updated_at) | Q(updated_at=updated_at, pk__gt=pk))
+    return list(
+        rows.order_by("updated_at", "id").values_list(
+            "pk", "updated_at", "message_count", named=True
+        )[:limit]
+    )
+
+
+def _delete_conversations(ids):
+    """Call holding the conversations' row locks: their turns' events, turns, messages,
+    themselves (their feedback goes with the conversation's row,
+    chat/migrations/0004_chatkit.py).
+
+    Four DELETE statements on indexed columns, however long the conversations:
+    Django's own cascade would first load every message id (turns point at
+    messages), a query per thousand messages.
+    """
+    _delete_rows(TurnEvent.objects.filter(turn__conversation_id__in=ids))
+    _delete_rows(ChatTurn.objects.filter(conversation_id__in=ids))
+    _delete_rows(Message.objects.filter(conversation_id__in=ids))
+    _delete_rows(Conversation.objects.filter(pk__in=ids))
 
 
 @transaction.atomic
@@ -172,8 +250,21 @@ def _delete_rows(queryset):
     return queryset._raw_delete(queryset.db)
 
 
-def message_append(*, owner, conversation_id, role, content, tool_calls=None, client_id=None):
+def message_append(
+    *,
+    owner,
+    conversation_id,
+    role,
+    content,
+    tool_calls=None,
+    client_id=None,
+    refuse_archived=False,
+):
     """Append a message to one of `owner`'s conversations.
+
+    With `refuse_archived`, an archived conversation raises `ConversationArchived`
+    instead (checked under the row lock, so an archive that commits first wins): a
+    chat turn never continues a conversation the user put aside.
 
     Returns `(message, created)`. Given a `client_id` already stored in that
     conversation, returns the stored message with `created=False`, or raises
@@ -197,6 +288,7 @@ def message_append(*, owner, conversation_id, role, content, tool_calls=None, cl
             content=content,
             tool_calls=tool_calls,
             client_id=client_id,
+            refuse_archived=refuse_archived,
         )
     try:
         with transaction.atomic():
@@ -207,6 +299,7 @@ def message_append(*, owner, conversation_id, role, content, tool_calls=None, cl
                 content=content,
                 tool_calls=tool_calls,
                 client_id=client_id,
+                refuse_archived=refuse_archived,
             )
     except IntegrityError:
         # Only a conversation deleted between our lock and our insert gets here
@@ -225,6 +318,7 @@ WITH conversation AS (
     SET message_count = message_count + 1,
         updated_at = GREATEST(updated_at, clock_timestamp())
     WHERE id = %(conversation_id)s AND owner_id = %(owner_id)s
+        AND NOT (archived AND %(refuse_archived)s)
     RETURNING id, owner_id, message_count, updated_at
 )
 INSERT INTO chat_message
@@ -236,7 +330,9 @@ RETURNING id, conversation_id, owner_id, seq, created_at
 """
 
 
-def _append_in_one_statement(*, owner, conversation_id, role, content, tool_calls, client_id):
+def _append_in_one_statement(
+    *, owner, conversation_id, role, content, tool_calls, client_id, refuse_archived
+):
     """`message_append` on PostgreSQL: one statement (APPEND_SQL) and no transaction
     block around it when the caller has none, so one round trip.
 
@@ -260,6 +356,7 @@ def _append_in_one_statement(*, owner, conversation_id, role, content, tool_call
             tool_calls, connection
         ),
         "client_id": client_id,
+        "refuse_archived": refuse_archived,
     }
     # Alone, the statement is its own transaction; inside the caller's, a savepoint
     # keeps a refused client_id from aborting it.
@@ -278,6 +375,8 @@ def _append_in_one_statement(*, owner, conversation_id, role, content, tool_call
             raise ConversationNotFound() from None  # deleted between lock and insert
         return _stored_retry(owner, conversation_id, role, content, tool_calls, client_id)
     if row is None:
+        if refuse_archived and conversations_of(owner).filter(pk=conversation_id).exists():
+            raise ConversationArchived()
         raise ConversationNotFound()
     message_id, conversation_pk, owner_id, seq, created_at = row
     message = Message(
@@ -308,7 +407,9 @@ def _stored_retry(owner, conversation_id, role, content, tool_calls, client_id):
     return stored, False
 
 
-def _append_locked(*, owner, conversation_id, role, content, tool_calls, client_id):
+def _append_locked(
+    *, owner, conversation_id, role, content, tool_calls, client_id, refuse_archived
+):
     """Call inside a transaction: takes the conversation's row lock first."""
     try:
         conversation_id = int(conversation_id)
@@ -317,11 +418,13 @@ def _append_locked(*, owner, conversation_id, role, content, tool_calls, client_
     conversation = (
         Conversation.objects.select_for_update()
         .filter(owner=owner, pk=conversation_id)
-        .only("id", "owner_id", "updated_at", "message_count")
+        .only("id", "owner_id", "updated_at", "message_count", "archived")
         .first()
     )
     if conversation is None:
         raise ConversationNotFound()
+    if refuse_archived and conversation.archived:
+        raise ConversationArchived()
     if client_id is not None:
         stored = conversation.messages.filter(client_id=client_id).first()
         if stored is not None:

@@ -60,11 +60,12 @@ from django.db.models import Max, Q
 from django.utils import timezone
 
 from core.errors import Conflict, NotFound, Unprocessable
+from core.timezones import user_timezone
 from tasks import tools
 
 from . import services
 from .agents import Agent, AgentFailed, AgentTimeout, AgentUnavailable, get_agent
-from .agents.base import requested_calls, tool_results
+from .agents.base import TurnContext, requested_calls, tool_results
 from .events import EventLog, ReplyText, as_json, fit
 from .models import ChatTurn, Message, TurnEvent
 from .serializers import message_data
@@ -125,8 +126,9 @@ def chat_turn(
 
     Without `conversation_id` a new conversation is started. Raises
     `InvalidMessage` (400) for a bad message, `ConversationNotFound` (404),
-    `TurnInProgress` (409), `TurnClientIdReused` (422), `AgentFailed` (502),
-    `AgentTimeout` or `AgentUnavailable` (503). Call outside any transaction.
+    `TurnInProgress` or `ConversationArchived` (409), `TurnClientIdReused` (422),
+    `AgentFailed` (502), `AgentTimeout` or `AgentUnavailable` (503). Call outside any
+    transaction.
     """
     turn = turn_claim(
         owner=owner, message=message, conversation_id=conversation_id, client_id=client_id
@@ -317,6 +319,7 @@ def _start(owner, content, conversation_id, client_id):
         role=Message.Role.USER,
         content=content,
         client_id=client_id,
+        refuse_archived=True,
     )
     now = timezone.now()
     turn = ChatTurn.objects.create(
@@ -406,6 +409,7 @@ class Run:
         self.checked_at = time.monotonic()
         self.index = 0
         self.reply = ReplyText()
+        self.context = turn_context(turn.owner)
 
     def check_cancel(self, *, now=False):
         """Raise `TurnCancelled` if the turn's cancel was requested (throttled unless `now`)."""
@@ -419,6 +423,12 @@ class Run:
         """The agent's callback for each piece of its text (or "" while it works)."""
         self.events.delta(self.reply.add(piece))
         self.check_cancel()
+
+
+def turn_context(owner):
+    """The agent's clock and the owner's time zone. `settings.CHAT_NOW` (tests only)
+    pins the clock."""
+    return TurnContext(now=settings.CHAT_NOW or timezone.now(), zone=user_timezone(owner))
 
 
 def _run(turn, agent):
@@ -494,6 +504,7 @@ def _ask(run, history, *, final):
             tools=list(tools.TOOLS.values()),
             final=final,
             timeout=remaining,
+            context=run.context,
             **kwargs,
         )
     except (AgentFailed, AgentTimeout, AgentUnavailable, TurnCancelled):

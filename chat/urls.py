@@ -5,6 +5,7 @@ from .views import (
     ChatKitView,
     ChatTurnView,
     ConversationViewSet,
+    MessageSearchView,
     MessageViewSet,
     TurnCancelView,
     TurnEventsView,
@@ -22,6 +23,7 @@ urlpatterns = [
     path("chat/turns/<uuid:client_id>/", TurnView.as_view(), name="chat-turn-detail"),
     path("chat/turns/<uuid:client_id>/events/", TurnEventsView.as_view(), name="chat-turn-events"),
     path("chat/turns/<uuid:client_id>/cancel/", TurnCancelView.as_view(), name="chat-turn-cancel"),
+    path("messages/", MessageSearchView.as_view(), name="message-search"),
     path("chatkit/", ChatKitView.as_view(), name="chatkit"),
     path(
         "conversations/<int:id>/messages/",

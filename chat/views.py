@@ -12,7 +12,7 @@ from drf_spectacular.utils import (
     extend_schema_view,
 )
 from pydantic import ValidationError as PydanticValidationError
-from rest_framework import mixins, status, viewsets
+from rest_framework import generics, mixins, serializers, status, viewsets
 from rest_framework.exceptions import NotAcceptable, ValidationError
 from rest_framework.negotiation import BaseContentNegotiation, DefaultContentNegotiation
 from rest_framework.response import Response
@@ -24,6 +24,7 @@ from . import selectors, services, streams, turns
 from .chatkit_server import server as chatkit_server
 from .chatkit_store import ChatKitContext
 from .models import ChatTurn, Conversation, Message
+from .search import snippet
 from .serializers import (
     ChatTurnResponseSerializer,
     ChatTurnSerializer,
@@ -36,34 +37,98 @@ from .serializers import (
     turn_data,
 )
 
+SEARCH_PARAMETER = OpenApiParameter(
+    "search",
+    OpenApiTypes.STR,
+    description=(
+        "Words that must all match (case- and accent-insensitive; a word's beginning "
+        "matches: `mil` finds milk). Any character is plain text; NUL is a 400."
+    ),
+)
+
+
+def search_param(request):
+    """`?search=` stripped, or None when absent or blank."""
+    text = request.query_params.get("search", "").strip()
+    return text or None
+
+
+def archived_param(request):
+    """`?archived=true|false` as a bool (default false); any other value is a 400."""
+    raw = request.query_params.get("archived", "false")
+    if raw not in ("true", "false"):
+        raise ValidationError({"archived": ["Must be true or false."]})
+    return raw == "true"
+
 
 @extend_schema_view(
-    list=extend_schema(description="The caller's conversations, most recent activity first."),
+    list=extend_schema(
+        description=(
+            "The caller's conversations: pinned first, then most recent activity first; "
+            "archived ones only with `?archived=true`. With `?search=`, those whose title "
+            "or a message matches, most recent activity first."
+        ),
+        parameters=[
+            OpenApiParameter(
+                "archived",
+                OpenApiTypes.BOOL,
+                description="true: only the archived conversations; false (default): the others.",
+            ),
+            SEARCH_PARAMETER,
+        ],
+    ),
     create=extend_schema(description="Start a conversation."),
     retrieve=extend_schema(description="One of the caller's conversations."),
-    partial_update=extend_schema(description="Change a conversation's title."),
+    partial_update=extend_schema(
+        description="Change a conversation's title, or archive, unarchive, pin or unpin it."
+    ),
     destroy=extend_schema(description="Delete a conversation with all of its messages."),
 )
 class ConversationViewSet(viewsets.ModelViewSet):
-    """The caller's conversations. Another user's conversation is 404 on every method."""
+    """The caller's conversations: pinned first, then most recent activity first.
+    Another user's conversation is 404 on every method.
+
+    Archived ones are listed only with `?archived=true` (and then only they are).
+    With `?search=`, those whose title or a message matches, most recent activity
+    first (pinned or not).
+    """
 
     serializer_class = ConversationSerializer
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
     lookup_value_converter = "int"
-    keyset_orderings = {"-updated_at": ("-updated_at", "-id")}
+    # The ordering is the contract's, not a choice: "-updated_at" is its only name.
+    keyset_orderings = {"-updated_at": ("-pinned", "-updated_at", "-id")}
     default_keyset_ordering = "-updated_at"
 
     def get_queryset(self):
         return selectors.conversations_of(self.request.user)
 
     def list(self, request, *args, **kwargs):
-        page = self.paginator.paginate(
-            request,
-            self,
-            model=Conversation,
-            build=selectors.conversation_page_rows,
-            values={"owner_id": request.user.pk},
-        )
+        archived = archived_param(request)
+        search = search_param(request)
+        if search is None:
+            page = self.paginator.paginate(
+                request,
+                self,
+                model=Conversation,
+                build=selectors.conversation_page_rows,
+                values={"owner_id": request.user.pk, "archived": archived},
+            )
+        else:
+            self.keyset_orderings = {"-updated_at": ("-updated_at", "-id")}
+            page = self.paginator.paginate(
+                request,
+                self,
+                model=Conversation,
+                build=functools.partial(
+                    selectors.conversation_search_rows,
+                    request.user.pk,
+                    search=search,
+                    archived=archived,
+                ),
+                values={},
+                reuse=False,
+            )
         return self.get_paginated_response([conversation_data(row) for row in page])
 
     def create(self, request, *args, **kwargs):
@@ -76,10 +141,7 @@ class ConversationViewSet(viewsets.ModelViewSet):
         conversation = self.get_object()
         serializer = self.get_serializer(conversation, data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
-        if "title" in serializer.validated_data:
-            services.conversation_update(
-                conversation=conversation, title=serializer.validated_data["title"]
-            )
+        services.conversation_update(conversation=conversation, **serializer.validated_data)
         return Response(conversation_data(conversation))
 
     def destroy(self, request, *args, **kwargs):
@@ -231,6 +293,42 @@ def sse_response(description):
         response={"type": "string", "description": SSE_EVENTS},
         description=description,
     )
+
+
+class MessageSearchResultSerializer(MessageSerializer):
+    """A message that matches a search, with the part of it that matches."""
+
+    snippet = serializers.CharField(read_only=True, help_text="The part that matches.")
+
+    class Meta(MessageSerializer.Meta):
+        fields = (*MessageSerializer.Meta.fields, "snippet")
+
+
+@extend_schema_view(get=extend_schema(parameters=[SEARCH_PARAMETER]))
+class MessageSearchView(generics.ListAPIView):
+    """The caller's messages across conversations, newest first: with `?search=`,
+    those that match, each with `conversation` and a `snippet` around the first match."""
+
+    serializer_class = MessageSearchResultSerializer
+    keyset_orderings = {"-created_at": ("-created_at", "-id")}
+    default_keyset_ordering = "-created_at"
+
+    def list(self, request, *args, **kwargs):
+        search = search_param(request)
+        page = self.paginator.paginate(
+            request,
+            self,
+            model=Message,
+            build=functools.partial(selectors.message_search_rows, request.user.pk, search=search),
+            values={},
+            reuse=False,
+        )
+        return self.get_paginated_response(
+            [
+                {**message_row_data(row), "snippet": snippet(row.content, search or "")}
+                for row in page
+            ]
+        )
 
 
 class ChatTurnView(APIView):

@@ -72,14 +72,16 @@ class RequestLogMiddleware:
 
     @staticmethod
     def _too_large(request):
-        """Refuse a declared oversized API body before reading it."""
+        """Refuse a declared oversized API body before reading it (the limit is
+        DATA_UPLOAD_MAX_MEMORY_SIZE, or the path's in REQUEST_BODY_LIMITS)."""
         if not request.path.startswith("/api/"):
             return None
         try:
             length = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
             return JsonResponse({"detail": "Invalid Content-Length header."}, status=400)
-        if length > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
+        limits = getattr(settings, "REQUEST_BODY_LIMITS", {})
+        if length > limits.get(request.path, settings.DATA_UPLOAD_MAX_MEMORY_SIZE):
             return JsonResponse(
                 {"detail": "The request body is larger than the server accepts."}, status=413
             )

@@ -229,6 +229,15 @@ STORAGES = {
 
 # The largest request body accepted; larger ones answer 413 JSON.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_REQUEST_BODY_BYTES", 256 * 1024)
+# The largest account import (POST /api/v1/import/, NDJSON); larger ones answer 413.
+MAX_IMPORT_BYTES = env_int("MAX_IMPORT_BYTES", 50 * 1024 * 1024)
+# Paths whose body may be larger than DATA_UPLOAD_MAX_MEMORY_SIZE, with their limit
+# (chatproject.middleware refuses a larger declared Content-Length before reading).
+REQUEST_BODY_LIMITS = {"/api/v1/import/": MAX_IMPORT_BYTES}
+
+# Retention: `manage.py purge` deletes conversations with no activity for this many
+# days (unset: the command refuses to run without --days).
+RETENTION_DAYS = env_int("RETENTION_DAYS", 0) or None
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
 CACHES = {
@@ -312,6 +321,9 @@ CHAT_AGENT = os.environ.get("CHAT_AGENT", "rules")
 CHAT_HISTORY_WINDOW = env_int("CHAT_HISTORY_WINDOW", 20)
 CHAT_MODEL = os.environ.get("CHAT_MODEL", "gpt-4o-mini")
 CHAT_AGENT_TIMEOUT = float(os.environ.get("CHAT_AGENT_TIMEOUT", "30"))
+# The chat agents' clock ("tomorrow" is counted from it): None is the real time.
+# Tests pin it to an aware datetime; nothing in production sets it.
+CHAT_NOW = None
 CHAT_MAX_TOOL_ROUNDS = env_int("CHAT_MAX_TOOL_ROUNDS", 5)
 
 # Production hardening, on whenever DEBUG is off. Behind a proxy (Heroku, Render,

@@ -17,7 +17,7 @@ request's owner and cursor as parameters.
 import base64
 
 import orjson
-from django.db.models import F
+from django.db.models import F, GeneratedField
 from django.db.models.fields.tuple_lookups import Tuple, TupleGreaterThan, TupleLessThan
 from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import BasePagination
@@ -25,6 +25,13 @@ from rest_framework.response import Response
 from rest_framework.utils.urls import remove_query_param, replace_query_param
 
 from .compiled import CompiledQueries, CompiledQuery, Param
+
+
+def sort_field(model, name):
+    """The field that reads and writes the sort key `name` (for a generated column,
+    its output field: a non-null sort key the database computes, e.g. a rank)."""
+    field = model._meta.get_field(name)
+    return field.output_field if isinstance(field, GeneratedField) else field
 
 
 class KeysetPagination(BasePagination):
@@ -68,7 +75,7 @@ class KeysetPagination(BasePagination):
                 lookup = TupleLessThan if scan_descending else TupleGreaterThan
                 key = Tuple(*(F(name) for name in self.fields))
                 after = tuple(
-                    Param(f"cursor_{name}", model._meta.get_field(name)) for name in self.fields
+                    Param(f"cursor_{name}", sort_field(model, name)) for name in self.fields
                 )
                 queryset = queryset.filter(lookup(key, after))
             order_by = [("-" if scan_descending else "") + name for name in self.fields]
@@ -137,7 +144,7 @@ class KeysetPagination(BasePagination):
             if not isinstance(values, list) or len(values) != len(self.fields):
                 raise ValueError
             key = tuple(
-                model._meta.get_field(name).to_python(value)
+                sort_field(model, name).to_python(value)
                 for name, value in zip(self.fields, values, strict=True)
             )
             if any(value is None for value in key):

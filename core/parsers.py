@@ -23,7 +23,7 @@ from .errors import RequestTooLarge
 MAX_DEPTH = 64
 
 
-def _problem_in(data):
+def json_problem(data):
     """Why `data` cannot be accepted (a NUL, nested too deep), or None."""
     stack = [(data, 1)]
     while stack:
@@ -54,7 +54,25 @@ class StrictJSONParser(BaseParser):
             data = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
             raise ParseError(f"JSON parse error: {exc}") from None
-        problem = _problem_in(data)
+        problem = json_problem(data)
         if problem:
             raise ParseError(problem)
         return data
+
+
+class NDJSONParser(BaseParser):
+    """Newline-delimited JSON (`application/x-ndjson`), for an account import.
+
+    Returns the body as bytes, read with the bound MAX_IMPORT_BYTES (413 above it):
+    the importer parses it line by line, so that an error names its line, and checks
+    each line with `json_problem` as StrictJSONParser checks a body.
+    """
+
+    media_type = "application/x-ndjson"
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        limit = settings.MAX_IMPORT_BYTES
+        body = stream.read(limit + 1) if stream is not None else b""
+        if len(body) > limit:
+            raise RequestTooLarge()
+        return body

@@ -12,6 +12,10 @@ import uuid
 import httpx
 import schemathesis
 
+from reliability.fuzz import register_serializers
+
+register_serializers()
+
 BASE_URL = os.environ.get("FUZZ_BASE_URL", "http://127.0.0.1:8000")
 PASSWORD = "fuzz-Passw0rd-" + uuid.uuid4().hex[:12]
 

@@ -19,15 +19,25 @@ import inspect
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import partial
 
 from django.contrib.auth.base_user import AbstractBaseUser
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
 from core.errors import DomainError
+from core.timezones import user_timezone
 
 from . import selectors, services
-from .models import DESCRIPTION_MAX_LENGTH, TITLE_MAX_LENGTH
+from .models import (
+    DESCRIPTION_MAX_LENGTH,
+    MAX_TAGS,
+    TAG_MAX_LENGTH,
+    TITLE_MAX_LENGTH,
+    Priority,
+    Repeat,
+)
 
 MAX_LISTED = 30
 # The largest result, JSON-encoded; a list is cut to fit (and says so).
@@ -36,6 +46,12 @@ MAX_ID = 2**63 - 1
 MAX_DETAIL_CHARS = 300
 
 STATUSES = {"all": None, "pending": False, "completed": True}
+# list_tasks' `order`: the API's orderings by name.
+ORDERS = {
+    "newest": ("-created_at", "-id"),
+    "due": ("due_rank", "id"),
+    "priority": ("-priority_rank", "-created_at", "-id"),
+}
 
 
 @dataclass(frozen=True)
@@ -89,6 +105,31 @@ TASK_ID = {"type": "integer", "minimum": 1, "maximum": MAX_ID, "description": "T
 NO_NUL = "^[^\\x00]*$"
 TITLE = {"type": "string", "minLength": 1, "maxLength": TITLE_MAX_LENGTH, "pattern": NO_NUL}
 DESCRIPTION = {"type": "string", "maxLength": DESCRIPTION_MAX_LENGTH, "pattern": NO_NUL}
+INSTANT = {"type": "string", "format": "date-time", "maxLength": 40, "pattern": NO_NUL}
+DUE_AT = {
+    **INSTANT,
+    "description": "When the task is due: an ISO 8601 date-time, e.g. "
+    "2026-03-06T17:00:00-05:00; without an offset it is read in the user's time zone.",
+}
+PRIORITY = {
+    "type": "string",
+    "enum": Priority.values,
+    "description": "low, normal (the default) or high (urgent).",
+}
+TAG_PATTERN = f"^[A-Za-z0-9_-]{{1,{TAG_MAX_LENGTH}}}$"
+TAGS = {
+    "type": "array",
+    "items": {"type": "string", "pattern": TAG_PATTERN},
+    "maxItems": MAX_TAGS,
+    "description": f"Up to {MAX_TAGS} tags (letters, digits, '-', '_'; stored "
+    'lower-case), without the "#": e.g. ["home", "bills"].',
+}
+REPEAT = {
+    "type": "string",
+    "enum": Repeat.values,
+    "description": "daily, weekly or monthly: completing the task then creates the next "
+    "one, due one period later. Needs due_at.",
+}
 
 
 LISTED_TASK_SCHEMA = {
@@ -144,7 +185,44 @@ def task_result(task):
         "title": task.title,
         "description": task.description,
         "completed": task.completed,
+        "due_at": instant_text(task.due_at),
+        "priority": task.priority,
+        "tags": list(task.tags),
+        "repeat": task.repeat,
     }
+
+
+def listed_task(task):
+    """A task in a list result: no description, and only what is set."""
+    listed = {"id": task.id, "title": task.title, "completed": task.completed}
+    if task.due_at is not None:
+        listed["due_at"] = instant_text(task.due_at)
+    if task.priority != Priority.NORMAL:
+        listed["priority"] = task.priority
+    if task.tags:
+        listed["tags"] = list(task.tags)
+    if task.repeat:
+        listed["repeat"] = task.repeat
+    return listed
+
+
+def instant_text(value):
+    """An instant as the API writes it (UTC, `Z`), or None."""
+    return None if value is None else value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def parse_instant(value, *, name, owner):
+    """An ISO 8601 date-time argument as an aware datetime; one without an offset is
+    read in the owner's time zone (what a model usually means)."""
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise InvalidArguments(
+            f"{name} must be an ISO 8601 date-time such as 2026-03-06T17:00:00-05:00."
+        ) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=user_timezone(owner))
+    return parsed
 
 
 def error_result(code, detail):
@@ -161,10 +239,27 @@ def not_found(task_id):
 @tool(
     title={**TITLE, "description": 'What to do, e.g. "Buy milk".'},
     description={**DESCRIPTION, "default": "", "description": "Optional details."},
+    due_at={**DUE_AT, "optional": True},
+    priority={**PRIORITY, "default": Priority.NORMAL},
+    tags={**TAGS, "default": []},
+    repeat={**REPEAT, "optional": True},
 )
-def add_task(*, owner, title, description=""):
-    """Add a task to the user's todo list. Returns the new task with its id."""
-    task = services.task_create(owner=owner, title=title, description=description)
+def add_task(*, owner, title, description="", due_at=None, priority="normal", tags=(), repeat=None):
+    """Add a task to the user's todo list. Returns the new task with its id.
+
+    Optional: due_at (ISO 8601; without an offset, the user's time zone), priority
+    (low, normal, high), tags (e.g. ["home"]) and repeat (daily, weekly, monthly;
+    needs due_at).
+    """
+    task = services.task_create(
+        owner=owner,
+        title=title,
+        description=description,
+        due_at=due_at and parse_instant(due_at, name="due_at", owner=owner),
+        priority=priority,
+        tags=tags,
+        repeat=repeat,
+    )
     return {"ok": True, "task": task_result(task)}
 
 
@@ -183,13 +278,52 @@ def add_task(*, owner, title, description=""):
         "description": "Only tasks with every word of this text in their title or "
         "description, ignoring case.",
     },
+    priority={**PRIORITY, "optional": True, "description": "Only tasks of this priority."},
+    tags={**TAGS, "optional": True, "description": "Only tasks with all of these tags."},
+    due_after={
+        **INSTANT,
+        "optional": True,
+        "description": "Only tasks due at or after this ISO 8601 date-time.",
+    },
+    due_before={
+        **INSTANT,
+        "optional": True,
+        "description": "Only tasks due before this ISO 8601 date-time (with status "
+        "pending and the current time: the overdue ones).",
+    },
+    order={
+        "type": "string",
+        "enum": list(ORDERS),
+        "default": "newest",
+        "description": "newest first, due (soonest first, undated last) or priority (high first).",
+    },
 )
-def list_tasks(*, owner, status="all", search=None):
-    """List the user's tasks, newest first (at most 30): all, pending or completed ones,
-    optionally only those with every word of some text in their title or description."""
-    tasks = selectors.task_list(owner=owner, completed=STATUSES[status], search=search or None)
-    rows = list(tasks.only("id", "title", "completed")[: MAX_LISTED + 1])
-    listed = [{"id": t.id, "title": t.title, "completed": t.completed} for t in rows]
+def list_tasks(
+    *,
+    owner,
+    status="all",
+    search=None,
+    priority=None,
+    tags=None,
+    due_after=None,
+    due_before=None,
+    order="newest",
+):
+    """List the user's tasks (at most 30): all, pending or completed ones, optionally
+    only those matching some text, a priority, tags (all of them) or a span of due
+    dates (due_after, due_before: ISO 8601), newest first or ordered by due date or
+    priority. Tasks with no due date never match a due filter."""
+    tasks = selectors.task_list(
+        owner=owner,
+        completed=STATUSES[status],
+        search=search or None,
+        priority=priority,
+        tags=services.clean_tags(tags or []),
+        due_after=due_after and parse_instant(due_after, name="due_after", owner=owner),
+        due_before=due_before and parse_instant(due_before, name="due_before", owner=owner),
+    )
+    rows = list(tasks.order_by(*ORDERS[order])[: MAX_LISTED + 1])
+    listed = [listed_task(t) for t in rows]
     result = {
         "ok": True,
         "status": status,
@@ -208,7 +342,7 @@ def complete_task(*, owner, task_id):
     task = services.task_get(owner=owner, task_id=task_id)
     already = task.completed
     if not already:
-        task = services.task_update(task=task, completed=True)
+        task = services.task_update(task=task, completed=True, zone=partial(user_timezone, owner))
     return {"ok": True, "task": task_result(task), "already_completed": already}
 
 
@@ -228,17 +362,44 @@ def delete_task(*, owner, task_id):
         "optional": True,
         "description": "true marks the task done, false marks it not done.",
     },
+    due_at={**DUE_AT, "optional": True},
+    priority={**PRIORITY, "optional": True},
+    tags={**TAGS, "optional": True, "description": "The task's new tags (all of them)."},
+    repeat={**REPEAT, "optional": True},
 )
-def update_task(*, owner, task_id, title=None, description=None, completed=None):
-    """Change the title, description or done state of one of the user's tasks."""
-    if title is None and description is None and completed is None:
+def update_task(
+    *,
+    owner,
+    task_id,
+    title=None,
+    description=None,
+    completed=None,
+    due_at=None,
+    priority=None,
+    tags=None,
+    repeat=None,
+):
+    """Change one of the user's tasks: its title, description, done state, due_at
+    (ISO 8601), priority (low, normal, high), tags or repeat (daily, weekly,
+    monthly). Completing a repeating task creates its next occurrence."""
+    changes = {
+        "title": title,
+        "description": description,
+        "completed": completed,
+        "priority": priority,
+        "tags": tags,
+    }
+    if due_at is not None:
+        changes["due_at"] = parse_instant(due_at, name="due_at", owner=owner)
+    if repeat is not None:
+        changes["repeat"] = repeat
+    if all(value is None for value in changes.values()):
         return error_result(
-            "invalid_arguments", "Give at least one of title, description or completed."
+            "invalid_arguments",
+            "Give at least one of title, description, completed, due_at, priority, tags or repeat.",
         )
     task = services.task_get(owner=owner, task_id=task_id)
-    task = services.task_update(
-        task=task, title=title, description=description, completed=completed
-    )
+    task = services.task_update(task=task, zone=partial(user_timezone, owner), **changes)
     return {"ok": True, "task": task_result(task)}
 
 
@@ -265,6 +426,8 @@ def call_tool(*, owner: AbstractBaseUser, name: str, arguments: dict | str | Non
         return error_result("invalid_arguments", str(exc))
     try:
         return found.function(owner=owner, **arguments)
+    except InvalidArguments as exc:
+        return error_result("invalid_arguments", str(exc))
     except services.TaskNotFound:
         return not_found(arguments.get("task_id"))
     except DomainError as exc:
@@ -327,8 +490,12 @@ def problem_of(error, schema) -> str:
         return f"{name} must not be empty."
     if error.validator == "maxLength":
         return f"{name} must be at most {prop['maxLength']} characters."
+    if error.validator == "pattern" and prop.get("type") == "array":
+        return f"Each of {name} must be 1 to {TAG_MAX_LENGTH} letters, digits, '-' or '_'."
     if error.validator == "pattern":
         return f"{name} must not contain NUL characters."
+    if error.validator == "maxItems":
+        return f"{name} must have at most {prop['maxItems']} items."
     if error.validator == "enum":
         return f"{name} must be one of {', '.join(map(str, prop['enum']))}."
     return f"{name}: {error.message}"

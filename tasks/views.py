@@ -1,11 +1,15 @@
+import functools
+
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import status, viewsets
 from rest_framework.response import Response
 
+from core.timezones import user_timezone
+
 from . import selectors, services
 from .filters import FilterBackend, TaskFilter
-from .models import Task
+from .models import Priority, Task
 from .serializers import TaskSerializer, task_data
 
 # Filters whose presence takes a list off the reused compiled page (TaskViewSet.list).
@@ -27,6 +31,29 @@ FILTER_PARAMS = tuple(TaskFilter.base_filters)
                 description="Tasks with every word of this text in their title or "
                 "description, ignoring case.",
             ),
+            OpenApiParameter(
+                "priority",
+                OpenApiTypes.STR,
+                enum=Priority.values,
+                description="Only tasks of this priority.",
+            ),
+            OpenApiParameter(
+                "tag",
+                {"type": "array", "items": {"type": "string"}},
+                style="form",
+                explode=True,
+                description="Only tasks with this tag; repeat it for tasks with all of them.",
+            ),
+            OpenApiParameter(
+                "due_after",
+                OpenApiTypes.DATETIME,
+                description="Tasks due at or after this instant (ISO 8601).",
+            ),
+            OpenApiParameter(
+                "due_before",
+                OpenApiTypes.DATETIME,
+                description="Tasks due before this instant (ISO 8601).",
+            ),
         ],
     ),
     create=extend_schema(description="Add a task to the caller's list."),
@@ -47,6 +74,10 @@ class TaskViewSet(viewsets.ModelViewSet):
         "created_at": ("created_at", "id"),
         "-updated_at": ("-updated_at", "-id"),
         "updated_at": ("updated_at", "id"),
+        # Soonest first, tasks with no due date last (their due_rank is NO_DUE_DATE).
+        "due_at": ("due_rank", "id"),
+        # High first, then the most recent.
+        "-priority": ("-priority_rank", "-created_at", "-id"),
     }
     default_keyset_ordering = "-created_at"
 
@@ -83,7 +114,11 @@ class TaskViewSet(viewsets.ModelViewSet):
             task, data=request.data, partial=kwargs.get("partial", False)
         )
         serializer.is_valid(raise_exception=True)
-        task = services.task_update(task=task, **serializer.validated_data)
+        task = services.task_update(
+            task=task,
+            zone=functools.partial(user_timezone, request.user),
+            **serializer.validated_data,
+        )
         return Response(task_data(task))
 
     def destroy(self, request, *args, **kwargs):

@@ -31,7 +31,8 @@ def test_register_then_token_then_me(anon_client):
     me = anon_client.get("/api/v1/auth/me/")
     assert me.status_code == 200
     assert me.json()["username"] == "alice"
-    assert set(me.json()) == {"id", "username", "email", "date_joined"}
+    assert set(me.json()) == {"id", "username", "email", "date_joined", "timezone"}
+    assert me.json()["timezone"] == "UTC"
 
 
 def test_register_without_email(anon_client):

@@ -9,6 +9,7 @@ stateless: everything it knows is in `history`.
 
 import json
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, tzinfo
 from typing import Protocol
 
 from core.errors import Unavailable, UpstreamFailed
@@ -30,6 +31,23 @@ class AgentUnavailable(Unavailable):
     """The agent cannot be reached or is not configured: answered 503."""
 
     default_detail = "The assistant is unavailable right now; try again later."
+
+
+@dataclass(frozen=True)
+class TurnContext:
+    """What an agent knows besides the history: the time the turn runs at and the
+    user's time zone, in which "tomorrow" or "at 5pm" are read."""
+
+    now: datetime
+    zone: tzinfo = UTC
+
+    @property
+    def local_now(self):
+        return self.now.astimezone(self.zone)
+
+    @property
+    def zone_name(self):
+        return getattr(self.zone, "key", None) or str(self.zone)
 
 
 @dataclass(frozen=True)
@@ -70,7 +88,9 @@ class Step:
 
 
 class Agent(Protocol):
-    def next_step(self, *, history, tools, final: bool, timeout: float, on_text=None) -> Step:
+    def next_step(
+        self, *, history, tools, final: bool, timeout: float, context: TurnContext, on_text=None
+    ) -> Step:
         """The next step after `history` (stored `chat.models.Message`s, oldest first).
 
         `history` is a bounded window of the conversation, then the user's message
@@ -78,6 +98,7 @@ class Agent(Protocol):
         messages carry `tool_calls=[{"id", "name", "result"}]`; assistant steps that
         called tools carry `tool_calls=[{"id", "name", "arguments"}]`. `tools` are
         the `tasks.tools.Tool`s on offer. With `final` the step must be a reply.
+        `context` gives the current time and the user's time zone.
         Raises `AgentFailed`, `AgentTimeout` or `AgentUnavailable`; must return
         within `timeout` seconds.
 

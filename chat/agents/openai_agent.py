@@ -22,7 +22,6 @@ import os
 import time
 
 from django.conf import settings
-from django.utils import timezone
 
 from .base import AgentFailed, AgentTimeout, AgentUnavailable, Step, ToolCall, tool_results
 
@@ -32,8 +31,23 @@ SYSTEM_PROMPT = (
     "You are a friendly assistant that manages the user's todo list with the tools "
     "provided. Use the tools to read and change tasks; never invent a task id: call "
     "list_tasks to find it. When a tool answers ok=false, explain the problem to the "
-    "user plainly. Answer briefly, in plain sentences. Today is {today}."
+    "user plainly. Answer briefly, in plain sentences. It is now {now} ({weekday}) in "
+    'the user\'s time zone, {zone}: read dates and times the user gives ("tomorrow", '
+    '"at 5pm", "next friday") in that zone, and pass tools ISO 8601 date-times '
+    "with the zone's offset. A task can have a due_at, a priority (low, normal, high: "
+    '"urgent" is high), tags ("#home" is the tag home) and a repeat (daily, '
+    "weekly, monthly)."
 )
+
+
+def system_prompt(context):
+    """The system message: the instructions, with the current time and the user's zone."""
+    local = context.local_now
+    return SYSTEM_PROMPT.format(
+        now=local.isoformat(timespec="minutes"),
+        weekday=local.strftime("%A"),
+        zone=context.zone_name,
+    )
 
 
 def tool_specs(tools):
@@ -141,10 +155,10 @@ class OpenAIAgent:
             api_key=self.api_key, base_url=self.base_url, timeout=timeout, max_retries=0
         )
 
-    def next_step(self, *, history, tools, final, timeout, on_text=None):
+    def next_step(self, *, history, tools, final, timeout, context, on_text=None):
         import openai
 
-        system = SYSTEM_PROMPT.format(today=timezone.now().date().isoformat())
+        system = system_prompt(context)
         deadline = time.monotonic() + timeout
         answer = StreamedAnswer()
         try:

@@ -1,25 +1,31 @@
 """The rules agent: plain-English todo requests, understood offline with no model.
 
 It reads the user's message of this turn with a few patterns ("add buy milk",
-"remind me to call mom tomorrow", "what's on my list", "show pending tasks",
-"mark 3 as done", "I finished buying milk", "delete the milk task", "rename task 2
-to ...") and plans the tool calls one step at a time from the results stored so
-far: a task named by its title is first looked up with `list_tasks`, then acted on
-by id. Being a pure function of the history, a resumed turn picks up exactly where
-the failed one stopped.
+"remind me to call mom tomorrow at 5pm #home", "pay rent every month on the 1st",
+"what's on my list", "show pending tasks", "what's due today?", "what's overdue?",
+"show my #work tasks", "high priority tasks", "mark 3 as done", "I finished buying
+milk", "delete the milk task", "rename task 2 to ...") and plans the tool calls one
+step at a time from the results stored so far: a task named by its title is first
+looked up with `list_tasks`, then acted on by id. Dates, times, priorities, tags
+and repetition are read by `phrases`, in the user's time zone at the turn's time
+(`TurnContext`). Being a pure function of the history and that context, a resumed
+turn picks up exactly where the failed one stopped.
 """
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
-from .base import Step, ToolCall, tool_results
+from .base import Step, ToolCall, TurnContext, tool_results
+from .phrases import ListFilters, describe_due, extract, list_filters
 
 # Longer messages are not todo commands; they are not parsed at all.
 MAX_COMMAND_LENGTH = 1000
 
 EXAMPLES = (
-    "“add buy milk”, “show pending tasks”, “mark 3 as done”, "
-    "“delete the milk task” or “rename task 2 to buy oat milk”"
+    "“add buy milk”, “remind me to call mom tomorrow at 5pm”, “what's due today?”, "
+    "“show pending tasks”, “mark 3 as done”, “delete the milk task” or "
+    "“rename task 2 to buy oat milk”"
 )
 HELP = f"I can manage your todo list. Try {EXAMPLES}."
 NOT_UNDERSTOOD = f"Sorry, I didn't understand that. I can manage your todo list: try {EXAMPLES}."
@@ -39,6 +45,10 @@ class Intent:
     title: str = ""
     status: str = "all"
     ref: TaskRef | None = None
+    # add: the due_at, priority, tags and repeat the message gave, as tool arguments.
+    details: dict = field(default_factory=dict)
+    # list: what a question asked for ("what's due today?"), if more than a status.
+    filters: ListFilters | None = None
 
 
 def _patterns(*patterns):
@@ -172,22 +182,45 @@ def list_status(text):
     return "all"
 
 
-def parse(message) -> Intent:
-    """What the user asks for, from their message alone."""
+# A message made only of list words and filters: "high priority tasks", "#work todos".
+BARE_QUESTION = re.compile(
+    r"(?:(?:show|list|me|my|all|the|tasks?|todos?|to-?dos?|items?|what's|whats|what|is|are|"
+    r"due|overdue|late|upcoming|high|low|priority|urgent|important|today|tomorrow|this|"
+    r"week|any|with|tagged|pending|open|#[\w-]+|,|and)\s*)+",
+    re.IGNORECASE,
+)
+
+
+def adding(title, context):
+    """An add intent for `title`, its dates, priority, tags and repetition read out."""
+    rest, details = extract(clean_title(title), context)
+    title = clean_title(rest)
+    if not title:
+        return Intent("unknown")
+    return Intent("add", title=title, details=details.tool_arguments())
+
+
+def parse(message, context=None) -> Intent:
+    """What the user asks for, from their message and the turn's clock and zone."""
+    context = context or TurnContext(now=datetime.now(UTC))
     if len(message) > MAX_COMMAND_LENGTH:
         return Intent("unknown")
     text = clean(message)
     if not text:
         return Intent("unknown")
     if found := _first(ADD, text):
-        title = clean_title(found["title"])
-        return Intent("add", title=title) if title else Intent("unknown")
+        return adding(found["title"], context)
     for action, patterns in (("rename", RENAME), ("reopen", REOPEN)):
         if found := _first(patterns, text):
             ref = parse_ref(found["ref"])
             title = clean_title(found["title"]) if action == "rename" else ""
             if ref and (title or action != "rename"):
                 return Intent(action, ref=ref, title=title)
+    filters = list_filters(text, context)
+    if filters and (
+        LIST_ASK.match(text) or message.rstrip().endswith("?") or BARE_QUESTION.fullmatch(text)
+    ):
+        return Intent("list", status=list_status(text), filters=filters)
     asks_for_list = bool(LIST_ASK.search(text) and LIST_WHAT.search(text))
     if LIST_SHORT.fullmatch(text) or (asks_for_list and LIST_ASK.match(text)):
         return Intent("list", status=list_status(text))
@@ -199,7 +232,7 @@ def parse(message) -> Intent:
     if asks_for_list:
         return Intent("list", status=list_status(text))
     if found := _first(SOFT_ADD, text):
-        return Intent("add", title=clean_title(found["title"]))
+        return adding(found["title"], context)
     if THANKS.fullmatch(text):
         return Intent("thanks")
     if GREET.fullmatch(text):
@@ -265,13 +298,38 @@ def quoted(title):
     return f"“{title}”"
 
 
-def task_line(task, *, show_state):
-    state = " (done)" if show_state and task["completed"] else ""
-    return f"- #{task['id']} {task['title']}{state}"
+def task_notes(task, context):
+    """What a task has besides its title, in words: "due tomorrow at 5:00 PM", "high
+    priority", "#home", "repeats weekly"."""
+    notes = []
+    if task.get("due_at"):
+        due_at = datetime.fromisoformat(task["due_at"])
+        notes.append(f"due {describe_due(due_at, context)}")
+    if task.get("priority") and task["priority"] != "normal":
+        notes.append(f"{task['priority']} priority")
+    if task.get("tags"):
+        notes.append(" ".join(f"#{tag}" for tag in task["tags"]))
+    if task.get("repeat"):
+        notes.append(f"repeats {task['repeat']}")
+    return notes
 
 
-def reply_list(result):
+def task_line(task, *, show_state, context):
+    notes = task_notes(task, context)
+    if show_state and task["completed"]:
+        notes.append("done")
+    return f"- #{task['id']} {task['title']}" + (f" ({', '.join(notes)})" if notes else "")
+
+
+def reply_list(result, context, filters=None):
     tasks, status = result["tasks"], result.get("status", "all")
+    if filters is not None:
+        if not tasks:
+            return filters.empty
+        lines = [task_line(t, show_state=status == "all", context=context) for t in tasks]
+        if result.get("truncated"):
+            lines.append(f"...and more (showing the first {len(tasks)}).")
+        return "\n".join([filters.heading, *lines])
     if not tasks:
         return {
             "pending": "Nothing pending: you're all caught up!",
@@ -281,35 +339,40 @@ def reply_list(result):
         "pending": "Here are your pending tasks:",
         "completed": "Here are your completed tasks:",
     }.get(status, "Here's your list:")
-    lines = [task_line(t, show_state=status == "all") for t in tasks]
+    lines = [task_line(t, show_state=status == "all", context=context) for t in tasks]
     if result.get("truncated"):
         lines.append(f"...and more (showing the newest {len(tasks)}).")
     return "\n".join([heading, *lines])
 
 
-def reply_added(result):
+def reply_added(result, context):
     task = result["task"]
-    return f"Added {quoted(task['title'])} to your list (task #{task['id']})."
+    notes = task_notes(task, context)
+    said = f", {', '.join(notes)}" if notes else ""
+    return f"Added {quoted(task['title'])} to your list (task #{task['id']}){said}."
 
 
-def reply_completed(result):
+def reply_completed(result, context):
     task = result["task"]
     if result.get("already_completed"):
         return f"{quoted(task['title'])} (#{task['id']}) was already done."
-    return f"Marked {quoted(task['title'])} (#{task['id']}) as done. Nice work!"
+    done = f"Marked {quoted(task['title'])} (#{task['id']}) as done. Nice work!"
+    if task.get("repeat"):
+        done += f" It repeats {task['repeat']}, so the next one is on your list."
+    return done
 
 
-def reply_reopened(result):
+def reply_reopened(result, context):
     task = result["task"]
     return f"Marked {quoted(task['title'])} (#{task['id']}) as not done."
 
 
-def reply_deleted(result):
+def reply_deleted(result, context):
     task = result["deleted"]
     return f"Deleted {quoted(task['title'])} (#{task['id']}) from your list."
 
 
-def reply_renamed(result):
+def reply_renamed(result, context):
     task = result["task"]
     return f"Renamed task #{task['id']} to {quoted(task['title'])}."
 
@@ -337,9 +400,10 @@ def reply_failed(result, intent):
 class Plan:
     """The next step of one intent, given the turn's tool results so far."""
 
-    def __init__(self, intent, results):
+    def __init__(self, intent, results, context):
         self.intent = intent
         self.results = results
+        self.context = context
 
     def call(self, name, arguments):
         return Step(tool_calls=(ToolCall(f"call_{len(self.results)}", name, arguments),))
@@ -348,18 +412,20 @@ class Plan:
         result = self.results[-1][2]
         if not (isinstance(result, dict) and result.get("ok")):
             return Step(text=reply_failed(result, self.intent))
-        return Step(text=reply(result))
+        return Step(text=reply(result, self.context))
 
     def step(self):
         intent = self.intent
         if intent.action == "add":
             if not self.results:
-                return self.call("add_task", {"title": intent.title})
+                return self.call("add_task", {"title": intent.title, **intent.details})
             return self.answer(reply_added)
         if intent.action == "list":
+            filters = intent.filters
             if not self.results:
-                return self.call("list_tasks", {"status": intent.status})
-            return self.answer(reply_list)
+                arguments = {"status": intent.status, **(filters.arguments if filters else {})}
+                return self.call("list_tasks", arguments)
+            return self.answer(lambda result, context: reply_list(result, context, filters))
         if intent.action in ACTIONS:
             return self.act()
         return Step(
@@ -419,14 +485,14 @@ class RulesAgent:
     exercised offline as a model's would be.
     """
 
-    def next_step(self, *, history, tools, final, timeout, on_text=None):
-        step = self._step(history, final)
+    def next_step(self, *, history, tools, final, timeout, context, on_text=None):
+        step = self._step(history, final, context)
         if on_text is not None and step.is_reply:
             for piece in pieces(step.text):
                 on_text(piece)
         return step
 
-    def _step(self, history, final):
+    def _step(self, history, final, context):
         users = [i for i, m in enumerate(history) if m.role == "user"]
         if not users:
             return Step(text=HELP)
@@ -434,7 +500,7 @@ class RulesAgent:
         results = [
             entry for m in history[here + 1 :] if m.role == "tool" for entry in tool_results(m)
         ]
-        step = Plan(parse(history[here].content), results).step()
+        step = Plan(parse(history[here].content, context), results, context).step()
         if final and not step.is_reply:
             return Step(text="Sorry, that needed more steps than I'm allowed; please try again.")
         return step

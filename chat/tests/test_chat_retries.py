@@ -87,11 +87,13 @@ class RetryingAgent:
 
     seen = []
 
-    def next_step(self, *, history, tools, final, timeout):
+    def next_step(self, *, history, tools, final, timeout, context):
         message = history[-1]
         response = chat(client_for(message.owner), message.content, message.client_id)
         RetryingAgent.seen.append((response.status_code, response.json()))
-        return RulesAgent().next_step(history=history, tools=tools, final=final, timeout=timeout)
+        return RulesAgent().next_step(
+            history=history, tools=tools, final=final, timeout=timeout, context=context
+        )
 
 
 @pytest.mark.django_db
@@ -113,12 +115,14 @@ class FlakyAgent:
     failures = 0
     asked = []
 
-    def next_step(self, *, history, tools, final, timeout):
+    def next_step(self, *, history, tools, final, timeout, context):
         FlakyAgent.asked.append(sum(1 for m in history if m.role == "tool"))
         if FlakyAgent.failures and len(FlakyAgent.asked) % 2 == 0:
             FlakyAgent.failures -= 1
             raise AgentFailed("The model server refused the request (HTTP 500).")
-        return RulesAgent().next_step(history=history, tools=tools, final=final, timeout=timeout)
+        return RulesAgent().next_step(
+            history=history, tools=tools, final=final, timeout=timeout, context=context
+        )
 
 
 @pytest.fixture

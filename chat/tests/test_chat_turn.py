@@ -1,6 +1,8 @@
 """POST /api/v1/chat/ with the rules agent: each phrase does the right thing, and the
 turn is stored in order with its tool calls and results."""
 
+from datetime import UTC, datetime
+
 import pytest
 from django.db import connection
 
@@ -56,7 +58,16 @@ def test_add_buy_milk_adds_a_task_and_stores_the_turn_in_order(api_client, user)
             "arguments": {"title": "buy milk"},
             "result": {
                 "ok": True,
-                "task": {"id": task.id, "title": "buy milk", "description": "", "completed": False},
+                "task": {
+                    "id": task.id,
+                    "title": "buy milk",
+                    "description": "",
+                    "completed": False,
+                    "due_at": None,
+                    "priority": "normal",
+                    "tags": [],
+                    "repeat": None,
+                },
             },
         }
     ]
@@ -78,11 +89,15 @@ def test_add_buy_milk_adds_a_task_and_stores_the_turn_in_order(api_client, user)
 
 
 @pytest.mark.django_db
-def test_remind_me_adds_the_task(api_client):
+def test_remind_me_adds_the_task_due_tomorrow(api_client, settings):
+    settings.CHAT_NOW = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
+
     text = reply(api_client, "Remind me to call mom tomorrow.")
 
-    assert Task.objects.get().title == "call mom tomorrow"
-    assert "call mom tomorrow" in text
+    task = Task.objects.get()
+    assert task.title == "call mom"
+    assert task.due_at == datetime(2026, 3, 3, 9, 0, tzinfo=UTC)
+    assert text == f"Added “call mom” to your list (task #{task.id}), due tomorrow at 9:00 AM."
 
 
 @pytest.mark.django_db
@@ -298,7 +313,7 @@ class RecordingAgent:
 
     calls = []
 
-    def next_step(self, *, history, tools, final, timeout):
+    def next_step(self, *, history, tools, final, timeout, context):
         from chat.agents.rules import RulesAgent
 
         RecordingAgent.calls.append(
@@ -308,7 +323,9 @@ class RecordingAgent:
                 "tools": [t.name for t in tools],
             }
         )
-        return RulesAgent().next_step(history=history, tools=tools, final=final, timeout=timeout)
+        return RulesAgent().next_step(
+            history=history, tools=tools, final=final, timeout=timeout, context=context
+        )
 
 
 @pytest.fixture
@@ -341,7 +358,8 @@ def test_the_agent_sees_a_bounded_window_of_history(
     conversation = ConversationFactory(owner=user)
     add_messages(conversation, 10)
 
-    with django_assert_max_num_queries(44):  # events included
+    # 44 with the events, and one read of the user's time zone for the agent's context.
+    with django_assert_max_num_queries(45):
         ok(api_client, "add buy milk", conversation_id=conversation.pk)
 
     first, second = recording_agent.calls
@@ -355,14 +373,14 @@ def test_the_agent_sees_a_bounded_window_of_history(
 
 
 class BrokenAgent:
-    def next_step(self, *, history, tools, final, timeout):
+    def next_step(self, *, history, tools, final, timeout, context):
         raise RuntimeError("boom")
 
 
 class EndlessAgent:
     """Asks for list_tasks for ever."""
 
-    def next_step(self, *, history, tools, final, timeout):
+    def next_step(self, *, history, tools, final, timeout, context):
         calls = sum(1 for m in history if m.role == "tool")
         return Step(tool_calls=(ToolCall(f"c{calls}", "list_tasks", {}),))
 
@@ -410,7 +428,7 @@ def test_an_unknown_agent_setting_is_503(api_client, settings):
         ("add buy milk", Intent("add", title="buy milk")),
         ("Add a task to buy milk.", Intent("add", title="buy milk")),
         ("please add walk the dog to my list", Intent("add", title="walk the dog")),
-        ("remind me to call mom tomorrow", Intent("add", title="call mom tomorrow")),
+        ("remind me to call mom", Intent("add", title="call mom")),
         ("what's on my list", Intent("list", status="all")),
         ("show my tasks", Intent("list", status="all")),
         ("show pending tasks", Intent("list", status="pending")),

@@ -21,7 +21,16 @@ def test_create_conversation_defaults(api_client, user):
     body = response.json()
     assert body["title"] == ""
     assert body["message_count"] == 0
-    assert set(body) == {"id", "title", "created_at", "updated_at", "message_count"}
+    assert set(body) == {
+        "id",
+        "title",
+        "created_at",
+        "updated_at",
+        "message_count",
+        "archived",
+        "pinned",
+    }
+    assert (body["archived"], body["pinned"]) == (False, False)
     assert Conversation.objects.get(pk=body["id"]).owner == user
 
 

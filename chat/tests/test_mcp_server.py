@@ -25,6 +25,7 @@ from mcp.client.stdio import StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
+from accounts.models import Profile
 from tasks.management.commands.mcp_server import build_server
 from tasks.models import Task
 from testing.factories import TaskFactory
@@ -195,3 +196,70 @@ def test_http_without_a_valid_access_token_is_401(mcp_url, user, kind):
 
     assert status_of(mcp_url, token) == 401
     assert not Task.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "zone, stored_due, next_due",
+    [
+        # 17:00 in New York is 22:00 UTC in March and 21:00 UTC in April (daylight time).
+        ("America/New_York", "2026-03-06T22:00:00Z", "2026-04-06T21:00:00Z"),
+        ("Asia/Tokyo", "2026-03-06T08:00:00Z", "2026-04-06T08:00:00Z"),
+    ],
+)
+def test_http_tools_take_dates_in_the_users_zone_priorities_tags_and_repeats(
+    mcp_url, user, api_client, zone, stored_due, next_due
+):
+    Profile.objects.create(user=user, timezone=zone)
+    TaskFactory(owner=user, title="Undated")
+
+    listed, (added, due_soon, tagged) = http_session(
+        mcp_url,
+        AccessToken.for_user(user),
+        [
+            (
+                "add_task",
+                {
+                    "title": "Pay rent",
+                    "due_at": "2026-03-06T17:00:00",
+                    "priority": "high",
+                    "tags": ["Home", "bills"],
+                    "repeat": "monthly",
+                },
+            ),
+            (
+                "list_tasks",
+                {
+                    "status": "pending",
+                    "due_after": "2026-03-06T00:00:00",
+                    "due_before": "2026-03-07T00:00:00",
+                    "order": "due",
+                },
+            ),
+            ("list_tasks", {"tags": ["home"], "priority": "high"}),
+        ],
+    )
+
+    schemas = {tool.name: tool.input_schema["properties"] for tool in listed.tools}
+    assert {"due_at", "priority", "tags", "repeat"} <= set(schemas["add_task"])
+    assert {"due_at", "priority", "tags", "repeat"} <= set(schemas["update_task"])
+    assert {"priority", "tags", "due_after", "due_before", "order"} <= set(schemas["list_tasks"])
+    task = added.structured_content["task"]
+    assert task["due_at"] == stored_due
+    assert (task["priority"], task["tags"], task["repeat"]) == (
+        "high",
+        ["home", "bills"],
+        "monthly",
+    )
+    assert [t["id"] for t in due_soon.structured_content["tasks"]] == [task["id"]]
+    assert [t["id"] for t in tagged.structured_content["tasks"]] == [task["id"]]
+
+    _, (done, again) = http_session(
+        mcp_url,
+        AccessToken.for_user(user),
+        [("complete_task", {"task_id": task["id"]}), ("complete_task", {"task_id": task["id"]})],
+    )
+
+    assert done.is_error is False and again.structured_content["already_completed"] is True
+    pending = api_client.get("/api/v1/tasks/?completed=false&ordering=due_at").json()["results"]
+    assert [t["title"] for t in pending] == ["Pay rent", "Undated"]
+    assert pending[0]["due_at"] == next_due

@@ -61,7 +61,16 @@ def test_tool_calls_execute_as_the_caller_and_results_are_stored(
             "arguments": {"title": "Buy milk"},
             "result": {
                 "ok": True,
-                "task": {"id": task.id, "title": "Buy milk", "description": "", "completed": False},
+                "task": {
+                    "id": task.id,
+                    "title": "Buy milk",
+                    "description": "",
+                    "completed": False,
+                    "due_at": None,
+                    "priority": "normal",
+                    "tags": [],
+                    "repeat": None,
+                },
             },
         }
     ]

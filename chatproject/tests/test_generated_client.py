@@ -19,7 +19,12 @@ from django.test import Client
 
 HERE = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
-CONFIG = {"project_name_override": "todo-client", "package_name_override": "todo_client"}
+CONFIG = {
+    "project_name_override": "todo-client",
+    "package_name_override": "todo_client",
+    # The account export and import (NDJSON) as bytes.
+    "content_type_overrides": {"application/x-ndjson": "application/octet-stream"},
+}
 
 
 def _run(command, *, cwd, env=None):

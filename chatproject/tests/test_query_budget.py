@@ -20,6 +20,7 @@ pytestmark = pytest.mark.django_db
         "/api/v1/tasks/?page_size=100&completed=false&search=Task&ordering=updated_at",
         "/api/v1/conversations/?page_size=1",
         "/api/v1/conversations/?page_size=100",
+        "/api/v1/conversations/?page_size=100&archived=true",
         "/api/v1/auth/me/",
     ],
 )

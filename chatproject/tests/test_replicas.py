@@ -101,8 +101,8 @@ def test_writer_reads_own_write_while_others_read_the_paused_replica(site):
             with psycopg.connect(site.primary_url, autocommit=True) as primary:
                 primary.execute(
                     "INSERT INTO tasks_task (owner_id, title, description, completed,"
-                    " created_at, updated_at) VALUES (%s, 'primary only', '', false,"
-                    " now(), now())",
+                    " created_at, updated_at, priority, tags) VALUES (%s, 'primary only',"
+                    " '', false, now(), now(), 'normal', '[]')",
                     [reader_id],
                 )
             for attempt in range(5):

@@ -20,15 +20,18 @@ from django.db.models.functions import Cast
 from django.db.models.sql.compiler import SQLCompiler
 
 from chat.models import Conversation, Message
+from chat.selectors import CONVERSATION_FIELDS
 from chat.selectors import conversation_page_rows as conversation_rows
 from chat.selectors import message_page_rows as message_rows
 from core import compiled
 from core.compiled import CompiledQueries, CompiledQuery, Param
 from core.pagination import KeysetPagination
 from tasks.models import Task
-from tasks.selectors import TASK_FIELDS as TASK_ROW_FIELDS
+from tasks.selectors import SORT_KEYS, TASK_FIELDS
 from tasks.selectors import task_page_rows as task_rows
 from testing.factories import ConversationFactory, TaskFactory, UserFactory, add_messages
+
+TASK_ROW_FIELDS = (*TASK_FIELDS, *SORT_KEYS)
 
 pytestmark = pytest.mark.django_db
 
@@ -137,10 +140,11 @@ def test_conversation_rows_equal_the_querysets_named_tuples(user, other_user):
     conversations = [ConversationFactory(owner=user) for _ in range(3)]
     ConversationFactory(owner=other_user)
     add_messages(conversations[1], 2)
-    fields = ("id", "title", "created_at", "updated_at", "message_count")
-    expected = list(Conversation.objects.filter(owner=user).values_list(*fields, named=True))
+    expected = list(
+        Conversation.objects.filter(owner=user).values_list(*CONVERSATION_FIELDS, named=True)
+    )
 
-    rows = CompiledQuery(conversation_rows()).all(owner_id=user.pk)
+    rows = CompiledQuery(conversation_rows()).all(owner_id=user.pk, archived=False)
 
     assert rows == expected
     assert sorted(row.message_count for row in rows) == [0, 0, 2]

@@ -23,7 +23,14 @@ def test_create_task_returns_it_with_defaults(api_client, user):
     assert body["description"] == ""
     assert body["completed"] is False
     assert body["created_at"].endswith("Z")
-    assert set(body) == {"id", "title", "description", "completed", "created_at", "updated_at"}
+    assert body["due_at"] is None
+    assert body["priority"] == "normal"
+    assert body["tags"] == []
+    assert body["repeat"] is None
+    assert set(body) == {
+        "id", "title", "description", "completed", "created_at", "updated_at",
+        "due_at", "priority", "tags", "repeat",
+    }  # fmt: skip
     assert Task.objects.get(pk=body["id"]).owner == user
 
 

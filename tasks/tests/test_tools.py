@@ -2,6 +2,7 @@
 
 import inspect
 import json
+from datetime import UTC, datetime
 
 import pytest
 
@@ -39,7 +40,16 @@ def test_add_task_creates_for_the_given_owner_only(user, other_user):
     assert task.owner == user
     assert result == {
         "ok": True,
-        "task": {"id": task.id, "title": "Buy milk", "description": "2 litres", "completed": False},
+        "task": {
+            "id": task.id,
+            "title": "Buy milk",
+            "description": "2 litres",
+            "completed": False,
+            "due_at": None,
+            "priority": "normal",
+            "tags": [],
+            "repeat": None,
+        },
     }
     assert not Task.objects.filter(owner=other_user).exists()
 
@@ -130,6 +140,10 @@ def test_update_task_changes_only_given_fields(user):
         "title": "Buy oat milk",
         "description": "2 litres",
         "completed": False,
+        "due_at": None,
+        "priority": "normal",
+        "tags": [],
+        "repeat": None,
     }
     assert call(user, "update_task", task_id=task.id, completed=False)["ok"] is True
     assert call(user, "update_task", task_id=task.id)["error"] == "invalid_arguments"
@@ -221,3 +235,66 @@ def test_task_search_means_the_same_through_the_api_and_the_tool(user, api_clien
 
     assert {t["id"] for t in through_api} == expected
     assert {t["id"] for t in through_tool} == expected
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "arguments, named",
+    [
+        ({"due_at": "next friday"}, "due_at"),
+        ({"priority": "urgent"}, "priority"),
+        ({"tags": ["two words"]}, "tags"),
+        ({"tags": [f"t{i}" for i in range(11)]}, "tags"),
+        ({"repeat": "daily"}, "due_at"),
+        ({"repeat": "yearly", "due_at": "2026-03-06T17:00:00Z"}, "repeat"),
+    ],
+)
+def test_add_task_bad_dates_priorities_tags_or_repeats_are_results(user, arguments, named):
+    result = call(user, "add_task", title="Pay rent", **arguments)
+
+    assert result["ok"] is False
+    assert result["error"] == "invalid_arguments"
+    assert named in result["detail"]
+    assert not Task.objects.exists()
+
+
+@pytest.mark.django_db
+def test_list_tasks_filters_and_orders_by_due_date(user):
+    late = TaskFactory(owner=user, due_at=datetime(2026, 3, 9, tzinfo=UTC), tags=["home"])
+    soon = TaskFactory(owner=user, due_at=datetime(2026, 3, 3, tzinfo=UTC), priority="high")
+    TaskFactory(owner=user)
+
+    by_due = call(user, "list_tasks", order="due")["tasks"]
+    spanned = call(user, "list_tasks", due_after="2026-03-01T00:00:00Z", due_before="2026-03-05")
+    tagged = call(user, "list_tasks", tags=["HOME"])["tasks"]
+
+    assert [t["id"] for t in by_due][:2] == [soon.id, late.id]
+    assert by_due[0] == {
+        "id": soon.id,
+        "title": soon.title,
+        "completed": False,
+        "due_at": "2026-03-03T00:00:00Z",
+        "priority": "high",
+    }
+    assert [t["id"] for t in spanned["tasks"]] == [soon.id]
+    assert [t["id"] for t in tagged] == [late.id]
+
+
+@pytest.mark.django_db
+def test_update_task_sets_due_priority_tags_and_repeat(user):
+    task = TaskFactory(owner=user)
+
+    result = call(
+        user,
+        "update_task",
+        task_id=task.id,
+        due_at="2026-03-06T17:00:00+09:00",
+        priority="low",
+        tags=["x"],
+        repeat="weekly",
+    )
+
+    assert result["ok"] is True
+    task.refresh_from_db()
+    assert task.due_at.isoformat() == "2026-03-06T08:00:00+00:00"
+    assert (task.priority, task.tags, task.repeat) == ("low", ["x"], "weekly")

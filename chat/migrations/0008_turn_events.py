@@ -90,7 +90,7 @@ def run(statements_by_vendor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("chat", "0004_chatkit"),
+        ("chat", "0007_message_owner_created"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

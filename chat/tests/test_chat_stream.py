@@ -66,7 +66,7 @@ class SlowAgent:
 
     words = 200
 
-    def next_step(self, *, history, tools, final, timeout, on_text=None):
+    def next_step(self, *, history, tools, final, timeout, context, on_text=None):
         text = ""
         for i in range(self.words):
             time.sleep(0.02)
@@ -79,7 +79,7 @@ class SlowAgent:
 class PausingAgent:
     """Thinks for half a second before it says anything."""
 
-    def next_step(self, *, history, tools, final, timeout, on_text=None):
+    def next_step(self, *, history, tools, final, timeout, context, on_text=None):
         time.sleep(0.5)
         on_text("Done.")
         return Step(text="Done.")
@@ -90,7 +90,7 @@ class FlakyAgent:
 
     calls = 0
 
-    def next_step(self, *, history, tools, final, timeout, on_text=None):
+    def next_step(self, *, history, tools, final, timeout, context, on_text=None):
         FlakyAgent.calls += 1
         if FlakyAgent.calls == 1:
             raise AgentFailed("The model fell over.")

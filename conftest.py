@@ -41,6 +41,15 @@ def _static_files_without_manifest(settings):
 
 
 @pytest.fixture(autouse=True)
+def _throttle_clock_inside_one_window(monkeypatch):
+    """In-process tests count their requests in one fixed throttle window: a test that
+    straddled the end of a minute would otherwise see its count start again."""
+    from core.throttling import SharedRateThrottle
+
+    monkeypatch.setattr(SharedRateThrottle, "timer", staticmethod(lambda: 1_800_000_030.0))
+
+
+@pytest.fixture(autouse=True)
 def _clear_throttle_caches():
     from django.core.cache import caches
 

@@ -12,8 +12,6 @@ the shared store, so four processes admit what one would:
 is `accounts.throttling`, built on the same counter.
 """
 
-import time
-
 from django.conf import settings
 from django.core.cache import caches
 from django.db import connections, router
@@ -58,7 +56,7 @@ class SharedRateThrottle(throttling.SimpleRateThrottle):
         key = self.get_cache_key(request, view)
         if key is None:
             return True
-        now = time.time()
+        now = self.timer()
         window = int(now // self.duration)
         self.retry_after = (window + 1) * self.duration - now
         return count_request(key, window) <= self.num_requests

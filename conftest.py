@@ -42,11 +42,13 @@ def _static_files_without_manifest(settings):
 
 @pytest.fixture(autouse=True)
 def _throttle_clock_inside_one_window(monkeypatch):
-    """In-process tests count their requests in one fixed throttle window: a test that
-    straddled the end of a minute would otherwise see its count start again."""
-    from core.throttling import SharedRateThrottle
+    """In-process tests count their requests in one fixed throttle window (a test that
+    straddled the end of a minute would otherwise see its count start again), with
+    none of another test's leases."""
+    from core.throttling import LEASES, SharedRateThrottle
 
     monkeypatch.setattr(SharedRateThrottle, "timer", staticmethod(lambda: 1_800_000_030.0))
+    LEASES.clear()
 
 
 @pytest.fixture(autouse=True)

@@ -4,8 +4,8 @@ from django.db import models
 class RateCounter(models.Model):
     """Requests counted for one throttle key (scope and client) in its current window.
 
-    The throttles of every process and host count here (unless REDIS_URL is set), in
-    one statement per request: `core.throttling.count_request`.
+    The throttles of every process and host count here (unless REDIS_URL is set), one
+    statement per block of requests a process claims: `core.throttling.count_requests`.
     """
 
     key = models.CharField(max_length=200, primary_key=True)

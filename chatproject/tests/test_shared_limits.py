@@ -2,8 +2,9 @@
 
 gunicorn from the Procfile with four worker processes, the user rate set to 100 an
 hour, and 300 requests of one user sent 16 at a time: the workers count in one
-store (the database, or Redis with REDIS_URL), so 100 are admitted (within 10 %),
-where per-process counting would admit up to 400.
+store (the database, or Redis with REDIS_URL), so at most 100 are admitted, and at
+least 90 (each process may leave part of its last block of 2 unused), where
+per-process counting would admit up to 400.
 """
 
 import contextlib
@@ -66,4 +67,5 @@ def test_four_processes_admit_the_configured_rate(site):
 
     admitted = statuses.count(200)
     assert statuses.count(200) + statuses.count(429) == SENT, set(statuses)
-    assert RATE <= admitted <= RATE * 1.1, admitted
+    # Never more than the rate; fewer by at most the blocks other processes left unused.
+    assert RATE * 0.9 <= admitted <= RATE, admitted

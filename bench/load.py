@@ -240,10 +240,12 @@ def load_user(cur, text, number):
                 )
                 messages += 1
             title = text.cut(rng, rng.randint(0, 60), lines=False) if rng.random() < 0.8 else ""
-            conversations.append((conversation_id, user_id, title, created, at, count))
+            conversations.append(
+                (conversation_id, user_id, title, created, at, count, False, False)
+            )
     with cur.copy(
-        "COPY chat_conversation (id, owner_id, title, created_at, updated_at, message_count)"
-        " FROM STDIN"
+        "COPY chat_conversation (id, owner_id, title, created_at, updated_at, message_count,"
+        " archived, pinned) FROM STDIN"
     ) as copy:
         for row in conversations:
             copy.write_row(row)

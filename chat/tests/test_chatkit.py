@@ -176,9 +176,9 @@ def test_threads_list_follows_after_limit_and_order(api_client, user, django_ass
     ConversationFactory()  # someone else's
     newest_first = [str(c.pk) for c in reversed(made)]
 
-    with django_assert_num_queries(3):  # the user, the rate counter, the page
+    with django_assert_num_queries(3):  # the user, the throttle's block claim, the page
         first = threads(api_client, limit=2)
-    with django_assert_num_queries(4):  # and the cursor
+    with django_assert_num_queries(3):  # the user, the cursor, the page (the block covers it)
         second = threads(api_client, limit=2, after=first.after)
     third = threads(api_client, limit=2, after=second.after)
 
@@ -196,9 +196,9 @@ def test_items_list_follows_after_limit_and_order(api_client, user, django_asser
     add_messages(conversation, 1, role="system")  # not an item
     ids = [f"msg_{m.pk}" for m in messages]
 
-    with django_assert_num_queries(4):  # the user, the rate counter, the conversation, the page
+    with django_assert_num_queries(4):  # the user, the block claim, the conversation, the page
         first = items(api_client, str(conversation.pk), order="asc", limit=3)
-    with django_assert_num_queries(5):  # and the cursor
+    with django_assert_num_queries(4):  # the claim's place taken by the cursor
         second = items(api_client, str(conversation.pk), order="asc", limit=3, after=first.after)
     third = items(api_client, str(conversation.pk), order="asc", limit=3, after=second.after)
     newest = items(api_client, str(conversation.pk), order="desc", limit=2)

@@ -402,6 +402,12 @@ def _stored_retry(owner, conversation_id, role, content, tool_calls, client_id):
     ).first()
     if stored is None:
         raise ConversationNotFound()
+    return _replayed(stored, role, content, tool_calls)
+
+
+def _replayed(stored, role, content, tool_calls):
+    """`(stored, False)` for a retried append of the same message; ClientIdReused if
+    its client_id was stored with another role, content or tool_calls."""
     if (stored.role, stored.content, stored.tool_calls) != (role, content, tool_calls):
         raise ClientIdReused()
     return stored, False
@@ -428,13 +434,7 @@ def _append_locked(
     if client_id is not None:
         stored = conversation.messages.filter(client_id=client_id).first()
         if stored is not None:
-            if (stored.role, stored.content, stored.tool_calls) != (
-                role,
-                content,
-                tool_calls,
-            ):
-                raise ClientIdReused()
-            return stored, False
+            return _replayed(stored, role, content, tool_calls)
     now = timezone.now()
     seq = conversation.message_count + 1
     message = Message.objects.create(

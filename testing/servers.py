@@ -296,9 +296,16 @@ class HttpClient:
         return self.request("POST", path, data, **kwargs)
 
     def login(self, username, password):
-        """Register `username` (if new) and keep an access token; returns the token pair."""
-        self.post("/api/v1/auth/register/", {"username": username, "password": password})
-        answer = self.post("/api/v1/auth/token/", {"username": username, "password": password})
+        """Register `username` (if new) and keep an access token; returns the token pair.
+
+        A refused registration other than "username taken" (a password the validators
+        reject, a throttle) fails here, naming the answer, rather than as a puzzling 401.
+        """
+        credentials = {"username": username, "password": password}
+        registered = self.post("/api/v1/auth/register/", credentials)
+        if registered.status != 201 and "username" not in (registered.json() or {}):
+            raise AssertionError(f"register {username}: {registered!r}")
+        answer = self.post("/api/v1/auth/token/", credentials)
         if answer.status != 200:
             raise AssertionError(f"token for {username}: {answer!r}")
         tokens = answer.json()

@@ -62,7 +62,7 @@ def servers(fake_model):
 @pytest.fixture(scope="module")
 def user_token(servers):
     client = HttpClient(servers[0].url)
-    client.login(f"streamer-{uuid.uuid4().hex[:8]}", "Stream-e2e-Passw0rd-88")
+    client.login(f"streamer-{uuid.uuid4().hex[:8]}", "Quiet-Harbor-7731-Lantern")
     return client.token
 
 

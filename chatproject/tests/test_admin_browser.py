@@ -88,7 +88,7 @@ def conversation(e2e_direct_site):
     manage(env, "createsuperuser", "--noinput", "--username", "staff", "--email", "s@example.com")
 
     bob = HttpClient(e2e_direct_site.url)
-    bob.login(f"bob-{uuid.uuid4().hex[:6]}", "Bob-Passw0rd-2291")
+    bob.login(f"bob-{uuid.uuid4().hex[:6]}", "Amber-Fjord-4419-Quill")
     assert bob.post("/api/v1/chat/", {"message": "add walk the dog"}).status == 200
 
     alice = f"alice-{uuid.uuid4().hex[:6]}"

@@ -2,7 +2,9 @@ from datetime import UTC
 
 import django_filters
 from django import forms
+from django_filters.constants import EMPTY_VALUES
 from django_filters.rest_framework import DjangoFilterBackend
+from django_filters.utils import translate_validation
 from drf_spectacular.utils import extend_schema_field
 
 from .models import DUE_MIN, MAX_TAGS, NO_DUE_DATE, Priority, Task
@@ -91,6 +93,42 @@ def in_due_range(value):
     except OverflowError:
         return DUE_MIN if value.year < 2000 else NO_DUE_DATE
     return min(max(value, DUE_MIN), NO_DUE_DATE)
+
+
+# TaskFilter's form, built once: its fields validate a list request's filters.
+_FilterForm = type(
+    "TaskFilterForm",
+    (TaskFilter._meta.form,),
+    {name: filter_.field for name, filter_ in TaskFilter.base_filters.items()},
+)
+# What a filter's cleaned value becomes in `task_page_rows`'s values.
+_PAGE_VALUES = {
+    "completed": ("completed", bool),
+    "priority": ("priority", str),
+    "tag": ("tags", lambda tags: sorted(set(tags))),
+    "due_after": ("due_after", in_due_range),
+    "due_before": ("due_before", in_due_range),
+}
+
+
+def page_filters(query_params):
+    """The filters of a list request, validated as TaskFilter validates them (the
+    same 400 naming the parameter), as `selectors.task_page_rows` values: a dict of
+    the filters given a value, or None when `?search=` is among them (its page is
+    built per request: `TaskViewSet.list`).
+    """
+    form = _FilterForm(data=query_params)
+    if not form.is_valid():
+        raise translate_validation(form.errors)
+    values = {}
+    for name, value in form.cleaned_data.items():
+        if value in EMPTY_VALUES:
+            continue
+        if name not in _PAGE_VALUES:
+            return None
+        key, convert = _PAGE_VALUES[name]
+        values[key] = convert(value)
+    return values
 
 
 class FilterBackend(DjangoFilterBackend):

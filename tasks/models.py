@@ -49,6 +49,8 @@ class ContainsAll(models.Lookup):
     lookup_name = "contains_all"
 
     def get_prep_lookup(self):
+        if hasattr(self.rhs, "resolve_expression"):  # a compiled read's Param
+            return self.rhs
         return list(self.rhs)
 
     def get_db_prep_lookup(self, value, connection):
@@ -84,7 +86,9 @@ class TaskQuerySet(models.QuerySet):
         return self.filter(priority=priority)
 
     def with_tags(self, tags):
-        """Tasks carrying every one of `tags`."""
+        """Tasks carrying every one of `tags` (or of the list a Param stands for)."""
+        if hasattr(tags, "resolve_expression"):
+            return self.filter(tags__contains_all=tags)
         return self.filter(tags__contains_all=sorted(set(tags))) if tags else self
 
     def due_between(self, after=None, before=None):

@@ -9,6 +9,7 @@ and nowhere else.
 from operator import attrgetter
 
 from core.compiled import Param
+from core.pagination import sort_field
 
 from .models import Task
 
@@ -66,7 +67,33 @@ def task_list(
     return tasks
 
 
-def task_page_rows(owner=OWNER):
+# The values of a filtered page's compiled read (`task_page_rows`), named as the
+# API's filters are: `completed`, `priority`, `tags` (a sorted list without
+# repeats), `due_after` and `due_before` (UTC instants within the due-date span).
+PAGE_FILTERS = {
+    "completed": Param("completed", Task._meta.get_field("completed")),
+    "priority": Param("priority", Task._meta.get_field("priority")),
+    "tags": Param("tags", Task._meta.get_field("tags")),
+    "due_after": Param("due_after", sort_field(Task, "due_rank")),
+    "due_before": Param("due_before", sort_field(Task, "due_rank")),
+}
+
+
+def task_page_rows(owner=OWNER, **filters):
     """A list page's rows (named tuples of TASK_FIELDS): building model instances
-    costs more than the query."""
-    return tasks_of(owner).values_list(*TASK_FIELDS, *SORT_KEYS, named=True)
+    costs more than the query.
+
+    `filters` names the PAGE_FILTERS present (each `name=True`): the query then
+    filters by each one's Param, so one compiled read serves every request with the
+    same filters present, whatever their values (`TaskViewSet.list`).
+    """
+    params = {name: PAGE_FILTERS[name] for name, present in filters.items() if present}
+    tasks = task_list(
+        owner=owner,
+        completed=params.get("completed"),
+        priority=params.get("priority"),
+        tags=params.get("tags", ()),
+        due_after=params.get("due_after"),
+        due_before=params.get("due_before"),
+    )
+    return tasks.values_list(*TASK_FIELDS, *SORT_KEYS, named=True)

@@ -4,12 +4,13 @@ It reads the user's message of this turn with a few patterns ("add buy milk",
 "remind me to call mom tomorrow at 5pm #home", "pay rent every month on the 1st",
 "what's on my list", "show pending tasks", "what's due today?", "what's overdue?",
 "show my #work tasks", "high priority tasks", "mark 3 as done", "I finished buying
-milk", "delete the milk task", "rename task 2 to ...") and plans the tool calls one
-step at a time from the results stored so far: a task named by its title is first
-looked up with `list_tasks`, then acted on by id. Dates, times, priorities, tags
-and repetition are read by `phrases`, in the user's time zone at the turn's time
-(`TurnContext`). Being a pure function of the history and that context, a resumed
-turn picks up exactly where the failed one stopped.
+milk", "delete the milk task", "rename task 2 to ...", "move call mom to friday",
+"reschedule #3 to tomorrow at 9am", "postpone buy milk until next monday") and
+plans the tool calls one step at a time from the results stored so far: a task
+named by its title is first looked up with `list_tasks`, then acted on by id.
+Dates, times, priorities, tags and repetition are read by `phrases`, in the user's
+time zone at the turn's time (`TurnContext`). Being a pure function of the history
+and that context, a resumed turn picks up exactly where the failed one stopped.
 """
 
 import re
@@ -41,11 +42,13 @@ class TaskRef:
 
 @dataclass(frozen=True)
 class Intent:
-    action: str  # add, list, complete, reopen, delete, rename, greet, help, thanks, unknown
+    # add, list, complete, reopen, delete, rename, reschedule, greet, help, thanks, unknown
+    action: str
     title: str = ""
     status: str = "all"
     ref: TaskRef | None = None
-    # add: the due_at, priority, tags and repeat the message gave, as tool arguments.
+    # add: the due_at, priority, tags and repeat the message gave, as tool arguments;
+    # reschedule: the new due_at.
     details: dict = field(default_factory=dict)
     # list: what a question asked for ("what's due today?"), if more than a status.
     filters: ListFilters | None = None
@@ -69,6 +72,13 @@ SOFT_ADD = _patterns(
     r"(?:don'?t\s+let\s+me\s+forget|don'?t\s+forget|i\s+(?:need|have|must|should|gotta)|"
     r"i've\s+got)\s+to\s+(?P<title>.+)",
 )
+RESCHEDULE = re.compile(
+    r"(?:move|reschedule|re-schedule|postpone|push(?:\s+back)?|delay|defer|"
+    r"(?:change|set|move)\s+the\s+(?:due\s+)?(?:date|deadline)\s+(?:of|for|on))\s+(?P<rest>.+)",
+    re.IGNORECASE,
+)
+# Where the task ends and its new date begins: "call mom | to | friday".
+WHEN = re.compile(r"\s+(?:back\s+)?(?:to|until|till|til|for)\s+", re.IGNORECASE)
 RENAME = _patterns(
     r"(?:rename|retitle|change|update|edit)\s+(?P<ref>.+?)\s+(?:to|into)\s+(?P<title>.+)",
 )
@@ -200,6 +210,28 @@ def adding(title, context):
     return Intent("add", title=title, details=details.tool_arguments())
 
 
+def rescheduling(rest, context):
+    """A reschedule intent for "<task> to <when>", or None.
+
+    The task's name may itself hold "to" ("talk to bob to friday"): the first split
+    whose right side is nothing but a day and/or a time wins. The new due date is
+    read as a new task's is (a day alone is due at 09:00 local time, or at 23:59
+    once that has passed; a time alone is today's, or tomorrow's once passed).
+    """
+    for split in WHEN.finditer(rest):
+        leftover, details = extract(rest[split.end() :], context)
+        if clean_title(leftover) or not (details.said_day or details.said_time):
+            continue
+        if details.priority or details.tags or details.repeat:
+            continue
+        ref = parse_ref(rest[: split.start()])
+        if ref:
+            return Intent(
+                "reschedule", ref=ref, details={"due_at": details.tool_arguments()["due_at"]}
+            )
+    return None
+
+
 def parse(message, context=None) -> Intent:
     """What the user asks for, from their message and the turn's clock and zone."""
     context = context or TurnContext(now=datetime.now(UTC))
@@ -210,6 +242,8 @@ def parse(message, context=None) -> Intent:
         return Intent("unknown")
     if found := _first(ADD, text):
         return adding(found["title"], context)
+    if (found := RESCHEDULE.fullmatch(text)) and (intent := rescheduling(found["rest"], context)):
+        return intent
     for action, patterns in (("rename", RENAME), ("reopen", REOPEN)):
         if found := _first(patterns, text):
             ref = parse_ref(found["ref"])
@@ -377,12 +411,19 @@ def reply_renamed(result, context):
     return f"Renamed task #{task['id']} to {quoted(task['title'])}."
 
 
+def reply_rescheduled(result, context):
+    task = result["task"]
+    due = describe_due(datetime.fromisoformat(task["due_at"]), context)
+    return f"Moved {quoted(task['title'])} (#{task['id']}) to {due}."
+
+
 # How each action is done by id, answered, and offered when a title is ambiguous.
 ACTIONS = {
     "complete": ("complete_task", reply_completed, "mark {id} as done", False),
     "reopen": ("update_task", reply_reopened, "reopen task {id}", True),
     "delete": ("delete_task", reply_deleted, "delete task {id}", False),
     "rename": ("update_task", reply_renamed, "rename task {id} to …", False),
+    "reschedule": ("update_task", reply_rescheduled, "move task {id} to …", False),
 }
 
 
@@ -442,6 +483,7 @@ class Plan:
         arguments = {
             "rename": {"title": intent.title},
             "reopen": {"completed": False},
+            "reschedule": intent.details,
         }.get(intent.action, {})
         ref = intent.ref
         if ref.task_id is not None:

@@ -247,3 +247,73 @@ def test_the_openai_agent_is_told_the_time_and_zone(zone):
     assert local_now.isoformat(timespec="minutes") in prompt
     assert zone in prompt
     assert local_now.strftime("%A") in prompt
+
+
+# (message, zone) -> the new due_at of the task "Call mom" ({id} stands for its id).
+MOVED = {
+    ("move call mom to friday", "America/New_York"): (2026, 3, 6, 9, 0),
+    ("move call mom to friday", "Asia/Tokyo"): (2026, 3, 6, 9, 0),
+    ("reschedule #{id} to tomorrow at 9am", "America/New_York"): (2026, 3, 3, 9, 0),
+    ("reschedule #{id} to tomorrow at 9am", "Asia/Tokyo"): (2026, 3, 4, 9, 0),
+    ("postpone call mom to next monday", "America/New_York"): (2026, 3, 9, 9, 0),
+    ("postpone call mom to next monday", "Asia/Tokyo"): (2026, 3, 9, 9, 0),
+    ("please push call mom back to 5:30pm", "America/New_York"): (2026, 3, 2, 17, 30),
+    ("please push call mom back to 5:30pm", "Asia/Tokyo"): (2026, 3, 3, 17, 30),
+}
+
+
+@pytest.mark.parametrize("message, zone", list(MOVED))
+def test_moving_a_tasks_due_date_in_the_users_zone(api_client, user, other_user, message, zone):
+    in_zone(user, zone)
+    task = TaskFactory(owner=user, title="Call mom", due_at=NOW + timedelta(hours=2))
+    TaskFactory(owner=user, title="Buy milk", due_at=NOW)
+    theirs = TaskFactory(owner=other_user, title="Call mom", due_at=NOW)
+
+    body = turn(api_client, message.format(id=task.pk))
+
+    task.refresh_from_db()
+    assert task.due_at == local(zone, *MOVED[(message, zone)])
+    assert task.title == "Call mom"
+    [*_, call] = body["tool_calls"]
+    assert call["name"] == "update_task"
+    assert call["arguments"] == {
+        "task_id": task.pk,
+        "due_at": task.due_at.isoformat().replace("+00:00", "Z"),
+    }
+    clock = task.due_at.astimezone(ZoneInfo(zone)).strftime("%I:%M %p").lstrip("0")
+    text = body["assistant_message"]["content"]
+    assert text.startswith(f"Moved “Call mom” (#{task.pk}) to ")
+    assert text.endswith(f" at {clock}.")
+    theirs.refresh_from_db()
+    assert theirs.due_at == NOW
+
+
+def test_moving_a_task_keeps_a_to_inside_its_title(api_client, user):
+    in_zone(user, "Asia/Tokyo")
+    task = TaskFactory(owner=user, title="Talk to Bob")
+
+    body = turn(api_client, "move talk to bob to friday at 5pm")
+
+    task.refresh_from_db()
+    assert task.due_at == local("Asia/Tokyo", 2026, 3, 6, 17, 0)
+    assert "Fri Mar 6 at 5:00 PM" in body["assistant_message"]["content"]
+
+
+def test_moving_another_users_task_by_number_is_not_found(api_client, user, other_user):
+    theirs = TaskFactory(owner=other_user, title="Call mom", due_at=NOW)
+
+    body = turn(api_client, f"reschedule #{theirs.pk} to tomorrow")
+
+    theirs.refresh_from_db()
+    assert theirs.due_at == NOW
+    assert f"couldn't find task #{theirs.pk}" in body["assistant_message"]["content"]
+
+
+def test_moving_to_something_that_is_not_a_date_is_not_a_reschedule(api_client, user):
+    task = TaskFactory(owner=user, title="Call mom", due_at=NOW)
+
+    body = turn(api_client, "move call mom to the top")
+
+    task.refresh_from_db()
+    assert task.due_at == NOW
+    assert body["tool_calls"] == []

@@ -11,6 +11,7 @@ import sqlite3
 import sys
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
 
@@ -263,3 +264,31 @@ def test_http_tools_take_dates_in_the_users_zone_priorities_tags_and_repeats(
     pending = api_client.get("/api/v1/tasks/?completed=false&ordering=due_at").json()["results"]
     assert [t["title"] for t in pending] == ["Pay rent", "Undated"]
     assert pending[0]["due_at"] == next_due
+
+
+@pytest.mark.parametrize(
+    "zone, moved_due",
+    [("America/New_York", "2026-03-09T13:00:00Z"), ("Asia/Tokyo", "2026-03-09T00:00:00Z")],
+)
+def test_http_update_task_moves_a_due_date_given_in_the_users_zone(
+    mcp_url, user, other_user, zone, moved_due
+):
+    Profile.objects.create(user=user, timezone=zone)
+    task = TaskFactory(owner=user, title="Call mom", due_at=datetime(2026, 3, 6, 22, tzinfo=UTC))
+    theirs = TaskFactory(owner=other_user, title="Theirs", due_at=task.due_at)
+
+    _, (moved, refused) = http_session(
+        mcp_url,
+        AccessToken.for_user(user),
+        [
+            ("update_task", {"task_id": task.pk, "due_at": "2026-03-09T09:00:00"}),
+            ("update_task", {"task_id": theirs.pk, "due_at": "2026-03-09T09:00:00"}),
+        ],
+    )
+
+    assert moved.structured_content["task"]["due_at"] == moved_due
+    task.refresh_from_db()
+    assert task.due_at.isoformat().replace("+00:00", "Z") == moved_due
+    assert refused.structured_content["error"] == "not_found"
+    theirs.refresh_from_db()
+    assert theirs.due_at == datetime(2026, 3, 6, 22, tzinfo=UTC)

@@ -6,6 +6,10 @@ page query is run under EXPLAIN. The orderings `due_at` and `-priority` (alone, 
 Index Scan on it and no Sort node. A tag filter must use an index (the GIN index or
 an ordered walk), whichever the planner finds cheaper. No `enable_seqscan = off`:
 these are the plans the planner picks by itself.
+
+A tag on one task in five is answered by walking the newest tasks (a page in
+about a hundred index entries); a rare tag by the GIN index and a sort of its few
+matches (bench/README.md, "Filtered task pages", has both plans measured).
 """
 
 import json
@@ -75,6 +79,13 @@ def nodes(plan):
         ("ordering=due_at&due_after=2026-04-01T00:00:00Z&due_before=2026-04-08T00:00:00Z", None),
         ("ordering=-priority", "task_owner_priority"),
         ("ordering=-priority&priority=high", "task_owner_priority"),
+        # A tag on one task in five: walking the newest tasks finds a page at once.
+        ("tag=work", "task_owner_created"),
+        (
+            "completed=false&priority=high&tag=work&ordering=due_at"
+            "&due_after=2026-04-01T00:00:00Z&due_before=2026-04-08T00:00:00Z&page_size=2",
+            None,
+        ),
     ],
 )
 def test_new_orderings_walk_their_index_with_no_sort(api_client, many_tasks, query, index):

@@ -41,8 +41,8 @@ class Repeat(models.TextChoices):
 class ContainsAll(models.Lookup):
     """`tags__contains_all=[...]`: the JSON list holds every one of the given strings.
 
-    PostgreSQL: jsonb containment (`@>`), which the GIN index on `tags` answers
-    (migration 0003). SQLite has no JSON containment operator: every wanted value
+    PostgreSQL: jsonb containment (`@>`), which the GIN index on (owner_id, tags)
+    answers (migration 0004). SQLite has no JSON containment operator: every wanted value
     is looked for in `json_each` of the stored list.
     """
 

@@ -11,7 +11,8 @@ entry point. One module per concern:
 - `report`: the tables and the targets;
 - `connections`: connection modes compared (not part of `bench/run`).
 
-`load`, `capture` and `profile` are commands of their own (`python -m bench.load` ...).
+`load`, `capture` and `profile` are commands of their own (`python -m bench.load` ...), and
+so are `filters` (filtered task pages against the plain page), `history` and `streams`.
 """
 
 import sys

@@ -36,7 +36,7 @@ from testing.pgserver import free_port
 from testing.servers import GunicornServer, HttpClient, collectstatic, production_env, run_release
 
 from . import log
-from .database import start_postgres, statements_reset
+from .database import start_postgres, statement_counts, statements_reset
 from .measure import run_wrk
 from .scenarios import Scenario
 from .server import BENCH_ENV
@@ -44,8 +44,6 @@ from .server import BENCH_ENV
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 API = "/api/v1"
-# The checks of a foreign key, which PostgreSQL runs inside an INSERT: no round trip.
-FOREIGN_KEY_CHECK = "SELECT 1 FROM ONLY %FOR KEY SHARE OF x"
 
 
 class PeerServer:
@@ -136,15 +134,8 @@ def median_of(runs, key):
 def statements_per_request(url, server, scenario, seconds, workdir):
     statements_reset(url)
     result = run_wrk(server.port, scenario, 1, seconds, workdir)
-    with psycopg.connect(url, autocommit=True) as conn:
-        sent, checks = conn.execute(
-            "SELECT COALESCE(SUM(calls) FILTER (WHERE query NOT LIKE %s), 0),"
-            " COALESCE(SUM(calls) FILTER (WHERE query LIKE %s), 0) FROM pg_stat_statements"
-            " WHERE query NOT ILIKE '%%pg_stat_statements%%'"
-            " AND dbid = (SELECT oid FROM pg_database WHERE datname = current_database())",
-            (FOREIGN_KEY_CHECK, FOREIGN_KEY_CHECK),
-        ).fetchone()
-    return float(sent) / result["requests"], float(checks) / result["requests"]
+    sent, checks = statement_counts(url)
+    return sent / result["requests"], checks / result["requests"]
 
 
 def check_gap_free(url, conversation_id):

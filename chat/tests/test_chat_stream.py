@@ -390,6 +390,24 @@ def test_a_silent_turn_sends_keep_alive_comments(api_client, settings, monkeypat
     assert "keep-alive" in comments
 
 
+def test_a_stream_of_a_silent_turn_sleeps_until_the_turn_writes(api_client, settings, monkeypatch):
+    """Hundreds of open streams must cost nothing while they wait: a follower of a
+    turn run in this process is woken by its writes, not by a short tick."""
+    settings.CHAT_AGENT = "chat.tests.test_chat_stream.PausingAgent"
+    checks = []
+    needs_read = streams.Follower.needs_read
+    monkeypatch.setattr(
+        streams.Follower, "needs_read", lambda self: checks.append(1) or needs_read(self)
+    )
+
+    started = time.monotonic()
+    body = body_of(api_client.post(URL, {"message": "talk"}, **STREAM))
+
+    assert parse(body)[0][-1].name == "turn.done"
+    assert time.monotonic() - started >= 0.5  # the agent's pause
+    assert len(checks) <= 12  # a 20 ms tick would have checked 25 times in the pause
+
+
 def test_a_stream_ends_with_its_turns_lease(api_client, user):
     client_id = str(uuid.uuid4())
     stream(api_client, "hello", client_id=client_id)

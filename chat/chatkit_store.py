@@ -52,6 +52,7 @@ from .agents.base import requested_calls, tool_results
 from .models import Message
 
 ITEM_PREFIX = "msg_"
+STEP_PREFIX = "msg_s"
 TASK_CONTENT_LENGTH = 500
 
 
@@ -74,12 +75,18 @@ class ChatKitContext:
     a `threads.create` before the SDK asks for a thread id. `appended` maps the item
     id of a user message stored by this request to its Message; `known_item_ids` are
     items already stored (the SDK asks to store every finished item again).
+    `turn` is the `ChatTurn` this request runs, `turn_ended` whether its stream saw
+    its last event; `streamed_ids` the ids of steps shown while they were streamed
+    (`step_item_id`), which may never be stored (a failed turn's partial reply).
     """
 
     user: AbstractBaseUser
     new_thread_id: str | None = None
     appended: dict = field(default_factory=dict)
     known_item_ids: set = field(default_factory=set)
+    turn: object = None
+    turn_ended: bool = False
+    streamed_ids: set = field(default_factory=set)
 
 
 async def run_sync(function, *args, **kwargs):
@@ -97,14 +104,27 @@ def item_id_of(message: Message) -> str:
     return f"{ITEM_PREFIX}{message.pk}"
 
 
-def message_pk(item_id: str) -> int:
-    """The message id in an item id; NotFoundError for anything else."""
+def step_item_id(client_id: uuid.UUID) -> str:
+    """The id under which a turn's step is streamed before it is stored: its message's
+    client id, known from the start (`chat.turns.message_key`)."""
+    return f"{STEP_PREFIX}{client_id.hex}"
+
+
+def message_key(item_id: str) -> dict:
+    """The lookup of the message behind an item id: `{"pk": ...}` for `msg_<id>`,
+    `{"client_id": ...}` for a streamed step's `msg_s<hex>`; NotFoundError for
+    anything else."""
+    if isinstance(item_id, str) and item_id.startswith(STEP_PREFIX):
+        try:
+            return {"client_id": uuid.UUID(hex=item_id[len(STEP_PREFIX) :])}
+        except ValueError:
+            raise NotFoundError(f"Item {item_id!r} not found.") from None
     if not isinstance(item_id, str) or not item_id.startswith(ITEM_PREFIX):
         raise NotFoundError(f"Item {item_id!r} not found.")
     digits = item_id[len(ITEM_PREFIX) :]
     if not digits.isdigit() or not 0 < int(digits) < 2**63:
         raise NotFoundError(f"Item {item_id!r} not found.")
-    return int(digits)
+    return {"pk": int(digits)}
 
 
 def user_text(content) -> str:
@@ -255,7 +275,7 @@ class DjangoStore(Store[ChatKitContext]):
         message = (
             Message.objects.filter(
                 conversation_id=conversation.pk,
-                pk=message_pk(item_id),
+                **message_key(item_id),
                 role__in=selectors.CHATKIT_ITEM_ROLES,
                 superseded_at__isnull=True,
             )
@@ -321,6 +341,8 @@ class DjangoStore(Store[ChatKitContext]):
             await self.load_item(thread_id, item.id, context)
 
     def _delete_thread_item(self, thread_id, item_id, context):
+        if item_id in context.streamed_ids:
+            return  # a step shown while streamed and never stored (a failed turn's)
         message = self._message(thread_id, item_id, context)
         ids = [message.pk]
         if requested_calls(message):

@@ -3,6 +3,7 @@ SDK's own types (every streamed event a `ThreadStreamEvent`, every JSON answer i
 type), with the offline rules agent."""
 
 import json
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -31,7 +32,7 @@ THREAD = TypeAdapter(Thread)
 THREAD_PAGE = TypeAdapter(Page[Thread])
 ITEM_PAGE = TypeAdapter(Page[ThreadItem])
 
-pytestmark = pytest.mark.django_db
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def post(client, body):
@@ -119,11 +120,22 @@ def test_threads_create_runs_a_turn_and_streams_its_items(api_client, user):
         and event.update.type == "assistant_message.content_part.text_delta"
     ]
     assert "".join(deltas) == f"Added “buy milk” to your list (task #{task.id})."
-    # The items are the stored messages, under their stable ids.
+    # The items are the stored messages, under their stable ids; the reply, streamed
+    # before it was stored, under its message's client id (the store resolves both).
     stored = rest_messages(api_client, thread_id)
     assert [m["role"] for m in stored] == ["user", "assistant", "tool", "assistant"]
-    assert [item.id for item in done] == [f"msg_{stored[i]['id']}" for i in (0, 1, 3)]
+    assert [item.id for item in done[:2]] == [f"msg_{stored[i]['id']}" for i in (0, 1)]
+    assert done[2].id == f"msg_s{uuid.UUID(stored[3]['client_id']).hex}"
     assert done[2].content[0].text == stored[3]["content"]
+    loaded = answer(
+        api_client,
+        {
+            "type": "items.list",
+            "params": {"thread_id": thread_id, "after": done[1].id, "order": "asc"},
+        },
+        ITEM_PAGE,
+    )
+    assert [item.id for item in loaded.data] == [f"msg_{stored[3]['id']}"]
 
 
 def test_add_user_message_continues_the_thread_and_items_list_shows_it(api_client):
@@ -289,7 +301,9 @@ def test_feedback_is_stored_replaced_and_shown_in_the_admin(api_client, user):
         assert response.status_code == 200 and response.json() == {}
 
     feedback = MessageFeedback.objects.get()
-    assert (feedback.kind, feedback.owner, f"msg_{feedback.message_id}") == ("down", user, reply.id)
+    # The reply as streamed, under its message's client id: the stored reply.
+    assert reply.id == f"msg_s{feedback.message.client_id.hex}"
+    assert (feedback.kind, feedback.owner, feedback.message.role) == ("down", user, "assistant")
     staff = Client()
     staff.force_login(UserFactory(is_staff=True, is_superuser=True))
     page = staff.get("/admin/chat/messagefeedback/")

@@ -478,9 +478,11 @@ class ChatKitView(APIView):
 
     The raw body goes to the SDK. A streaming request answers `text/event-stream`
     (its first event is made before the answer starts, so a refusal is a JSON error,
-    never a broken stream); the others answer JSON. The SDK is async but, over our
-    synchronous store, never waits on anything: `drive` runs it in this thread with
-    no event loop and no thread hop, chunk by chunk as the response is sent.
+    never a broken stream); the others answer JSON. Under WSGI the SDK is driven in
+    this thread with no event loop (`drive`: over our synchronous store it waits on
+    nothing but the turn's events, which it sleeps for), chunk by chunk as the
+    response is sent; under ASGI the rest of the stream runs in the event loop.
+    Either way a client that goes away mid-stream cancels the turn (ChatKit's cancel).
     """
 
     parser_classes = []

@@ -258,7 +258,12 @@ class TodoChatKitServer(ChatKitServer[ChatKitContext]):
                 raise NotSupported(ATTACHMENTS_NOT_SUPPORTED)
             services.clean_content(user_text(request.params.input.content))
         if isinstance(request, (ThreadsAddUserMessageReq, ThreadsRetryAfterItemReq)):
-            await self.store.load_thread(request.params.thread_id, context)
+            thread = await self.store.load_thread(request.params.thread_id, context)
+            if thread.status.type != "active":
+                reason = f": {thread.status.reason}" if thread.status.reason else ""
+                raise services.ThreadNotActive(
+                    f"This thread is {thread.status.type}{reason}. It takes no new messages."
+                )
         if isinstance(request, ThreadsRetryAfterItemReq):
             item = await self.store.load_item(
                 request.params.thread_id, request.params.item_id, context

@@ -30,11 +30,14 @@ from dataclasses import dataclass, field
 from asgiref.sync import sync_to_async
 from chatkit.store import NotFoundError, Store
 from chatkit.types import (
+    ActiveStatus,
     AssistantMessageContent,
     AssistantMessageItem,
+    ClosedStatus,
     CustomSummary,
     CustomTask,
     InferenceOptions,
+    LockedStatus,
     Page,
     ThreadMetadata,
     UserMessageItem,
@@ -49,7 +52,7 @@ from core.errors import DomainError
 
 from . import selectors, services
 from .agents.base import requested_calls, tool_results
-from .models import Message
+from .models import Message, ThreadStatus
 
 ITEM_PREFIX = "msg_"
 STEP_PREFIX = "msg_s"
@@ -192,11 +195,21 @@ def message_item(message: Message, thread_id: str, results: dict | None = None):
     )
 
 
+def thread_status(conversation):
+    """ChatKit's status of a conversation's thread (`Conversation.thread_status`)."""
+    status = conversation.thread_status
+    if status is None:
+        return ActiveStatus()
+    kind = LockedStatus if status == ThreadStatus.LOCKED else ClosedStatus
+    return kind(reason=conversation.thread_status_reason)
+
+
 def thread_metadata(conversation) -> ThreadMetadata:
     return ThreadMetadata(
         id=str(conversation.pk),
         title=conversation.title or None,
         created_at=conversation.created_at,
+        status=thread_status(conversation),
     )
 
 
@@ -226,9 +239,16 @@ class DjangoStore(Store[ChatKitContext]):
         title = thread.title or ""
         if conversation.title != title:
             services.conversation_update(conversation=conversation, title=title)
+        status = thread.status
+        services.conversation_set_thread_status(
+            conversation=conversation,
+            status=None if status.type == "active" else status.type,
+            reason=getattr(status, "reason", None),
+        )
 
     async def save_thread(self, thread: ThreadMetadata, context: ChatKitContext) -> None:
-        """Stores the title (the conversation's); the status is always active."""
+        """Stores the title and the status (the conversation's `title` and
+        `thread_status`, each written only when it changed)."""
         await run_sync(self._save_thread, thread, context)
 
     def _load_threads(self, limit, after, order, context):

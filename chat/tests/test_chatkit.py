@@ -472,3 +472,80 @@ def test_deleting_the_account_or_thread_deletes_its_feedback(api_client, delete)
     assert not MessageFeedback.objects.exists()
     assert not Message.objects.exists()
     connection.check_constraints()
+
+
+def test_a_locked_threads_status_is_stored_shown_and_refuses_messages(api_client, user):
+    from chatkit.types import LockedStatus
+
+    from chat.chatkit_server import server
+    from chat.chatkit_store import ChatKitContext
+    from chat.views import drive
+
+    thread_id, _ = create(api_client, "hello")
+    context = ChatKitContext(user=user)
+    thread = drive(server.store.load_thread(thread_id, context))
+    assert thread.status.type == "active"
+    thread.status = LockedStatus(reason="Under review.")
+
+    drive(server.store.save_thread(thread, context))
+
+    conversation = Conversation.objects.get(pk=int(thread_id))
+    assert (conversation.thread_status, conversation.thread_status_reason) == (
+        "locked",
+        "Under review.",
+    )
+    shown = answer(
+        api_client, {"type": "threads.get_by_id", "params": {"thread_id": thread_id}}, THREAD
+    )
+    assert shown.status == LockedStatus(reason="Under review.")
+    assert threads(api_client).data[0].status == LockedStatus(reason="Under review.")
+    count = Message.objects.count()
+    refused = post(
+        api_client,
+        {
+            "type": "threads.add_user_message",
+            "params": {"thread_id": thread_id, "input": user_input("anyone?")},
+        },
+    )
+    assert_json_error(refused, 409)
+    assert "locked: Under review." in refused.json()["detail"]
+    assert Message.objects.count() == count
+    # A title change keeps the status; the REST API does not show it.
+    answer(
+        api_client,
+        {"type": "threads.update", "params": {"thread_id": thread_id, "title": "Renamed"}},
+        THREAD,
+    )
+    assert Conversation.objects.get(pk=int(thread_id)).thread_status == "locked"
+    assert "thread_status" not in api_client.get(f"/api/v1/conversations/{thread_id}/").json()
+
+
+@pytest.mark.parametrize(
+    ("status", "reason"), [(None, "a reason without a status"), ("open", None), ("", None)]
+)
+def test_the_database_refuses_a_bad_thread_status(user, status, reason):
+    from django.db import IntegrityError, transaction
+
+    conversation = ConversationFactory(owner=user)
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Conversation.objects.filter(pk=conversation.pk).update(
+            thread_status=status, thread_status_reason=reason
+        )
+
+
+def test_an_operator_closes_a_thread_in_the_admin(api_client, user):
+    thread_id, _ = create(api_client, "hello")
+    staff = Client()
+    staff.force_login(UserFactory(is_staff=True, is_superuser=True))
+    url = f"/admin/chat/conversation/{thread_id}/change/"
+
+    bad = staff.post(url, {"title": "hello", "thread_status_reason": "no status"})
+    closed = staff.post(url, {"title": "hello", "thread_status": "closed"})
+
+    assert bad.status_code == 200  # the form again, with the constraint's error
+    assert closed.status_code == 302
+    shown = answer(
+        api_client, {"type": "threads.get_by_id", "params": {"thread_id": thread_id}}, THREAD
+    )
+    assert shown.status.type == "closed" and shown.status.reason is None

@@ -145,15 +145,28 @@ def _compact(value) -> str:
     return text if len(text) <= TASK_CONTENT_LENGTH else text[: TASK_CONTENT_LENGTH - 1] + "…"
 
 
-def call_task(call, result_message=None) -> CustomTask:
-    """One tool call as a workflow task: done once its result is stored."""
+def task_fields(call, result_entries=None):
+    """(title, content, status indicator) of a tool call's workflow task: done once
+    its result is stored. `result_entries` are the stored `tool_calls` of the tool
+    message that answers it (None while it runs)."""
     content = _compact(call.arguments)
-    if result_message is None:
-        return CustomTask(title=call.name, content=content, status_indicator="loading")
-    results = [r for i, _, r in tool_results(result_message) if i == call.id]
+    if result_entries is None:
+        return call.name, content, "loading"
+    results = [
+        entry.get("result")
+        for entry in (result_entries if isinstance(result_entries, list) else [])
+        if isinstance(entry, dict) and str(entry.get("id", "")) == call.id
+    ]
     if results:
         content = f"{content} → {_compact(results[0])}"
-    return CustomTask(title=call.name, content=content, status_indicator="complete")
+    return call.name, content, "complete"
+
+
+def call_task(call, result_message=None) -> CustomTask:
+    """One tool call as a workflow task (`task_fields`)."""
+    entries = None if result_message is None else result_message.tool_calls
+    title, content, status = task_fields(call, entries)
+    return CustomTask(title=title, content=content, status_indicator=status)
 
 
 def match_results(step: Message, tool_messages) -> dict:

@@ -208,9 +208,10 @@ def test_items_list_follows_after_limit_and_order(api_client, user, django_asser
     add_messages(conversation, 1, role="system")  # not an item
     ids = [f"msg_{m.pk}" for m in messages]
 
-    with django_assert_num_queries(4):  # the user, the block claim, the conversation, the page
+    # The page's rows say whose thread it is, as for the REST message page.
+    with django_assert_num_queries(3):  # the user, the block claim, the page
         first = items(api_client, str(conversation.pk), order="asc", limit=3)
-    with django_assert_num_queries(4):  # the claim's place taken by the cursor
+    with django_assert_num_queries(3):  # the claim's place taken by the cursor
         second = items(api_client, str(conversation.pk), order="asc", limit=3, after=first.after)
     third = items(api_client, str(conversation.pk), order="asc", limit=3, after=second.after)
     newest = items(api_client, str(conversation.pk), order="desc", limit=2)
@@ -549,3 +550,105 @@ def test_an_operator_closes_a_thread_in_the_admin(api_client, user):
         api_client, {"type": "threads.get_by_id", "params": {"thread_id": thread_id}}, THREAD
     )
     assert shown.status.type == "closed" and shown.status.reason is None
+
+
+def sdk_answer(user, body):
+    """What the SDK itself answers (its parsing, our store, its models)."""
+    from chat.chatkit_server import server
+    from chat.chatkit_store import ChatKitContext
+    from chat.views import drive
+
+    return drive(server.process(json.dumps(body), ChatKitContext(user=user))).json
+
+
+def test_read_answers_are_the_sdks_own(api_client, user):
+    from chatkit.store import NotFoundError
+    from chatkit.types import ClosedStatus
+
+    from chat import chatkit_reads, services
+
+    first, _ = create(api_client, "add buy milk")
+    add(api_client, first, "complete buy milk")
+    add(api_client, first, "list my tasks")
+    second, created = create(api_client, "add call mom")
+    stream(
+        api_client,
+        {
+            "type": "threads.retry_after_item",
+            "params": {"thread_id": second, "item_id": created[1].item.id},
+        },
+    )
+    untitled = ConversationFactory(owner=user, title="")
+    add_messages(untitled, 3)
+    empty = ConversationFactory(owner=user, title="Nothing yet")
+    services.conversation_set_thread_status(
+        conversation=empty, status="closed", reason="Moved elsewhere."
+    )
+    ConversationFactory(owner=user, title="Locked").__class__.objects.filter(title="Locked").update(
+        thread_status="locked"
+    )
+    page = items(api_client, first, order="asc", limit=100)
+    cursors = [page.data[i].id for i in (0, 2, 4)] + [
+        e.item.id for e in add(api_client, first, "hello") if e.type == "thread.item.done"
+    ]
+    bodies = [
+        {"type": "threads.list", "params": {}},
+        {"type": "threads.list", "params": {"limit": 2, "order": "asc"}},
+        {"type": "threads.list", "params": {"limit": 0, "after": first}},
+        {"type": "threads.list", "params": {"limit": 500, "after": second, "order": "asc"}},
+        {"type": "threads.get_by_id", "params": {"thread_id": first}},
+        {"type": "threads.get_by_id", "params": {"thread_id": second}},
+        {"type": "threads.get_by_id", "params": {"thread_id": str(untitled.pk)}},
+        {"type": "threads.get_by_id", "params": {"thread_id": str(empty.pk)}},
+        {"type": "items.list", "params": {"thread_id": str(empty.pk)}},
+        {"type": "items.list", "params": {"thread_id": second, "order": "asc"}},
+        *(
+            {"type": "items.list", "params": {"thread_id": first, **extra}}
+            for extra in (
+                {},
+                {"limit": 2},
+                {"limit": 3, "order": "asc"},
+                {"limit": 5000, "order": "desc"},
+                *({"after": cursor, "limit": 2} for cursor in cursors),
+                *({"after": cursor, "order": "asc"} for cursor in cursors),
+            )
+        ),
+    ]
+
+    for body in bodies:
+        fast = chatkit_reads.answer(json.dumps(body).encode(), user)
+
+        assert fast is not None, body
+        assert json.loads(fast) == json.loads(sdk_answer(user, body)), body
+        adapter = THREAD if body["type"] == "threads.get_by_id" else None
+        adapter = adapter or (THREAD_PAGE if body["type"] == "threads.list" else ITEM_PAGE)
+        adapter.validate_json(fast)
+    statuses = {t.id: t.status for t in threads(api_client, limit=100).data}
+    assert statuses[str(empty.pk)] == ClosedStatus(reason="Moved elsewhere.")
+    for body in (
+        {"type": "items.list", "params": {"thread_id": first, "after": "msg_999999"}},
+        {"type": "threads.list", "params": {"after": "999999"}},
+        {"type": "items.list", "params": {"thread_id": str(ConversationFactory().pk)}},
+    ):
+        with pytest.raises(NotFoundError):
+            chatkit_reads.answer(json.dumps(body).encode(), user)
+        with pytest.raises(NotFoundError):
+            sdk_answer(user, body)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"not json",
+        b'{"type": "threads.list", "params": {"limit": "5"}}',
+        b'{"type": "threads.list", "params": {"order": "sideways"}}',
+        b'{"type": "items.list", "params": {"thread_id": 5}}',
+        b'{"type": "items.list", "params": {"thread_id": "1", "colour": "red"}}',
+        b'{"type": "threads.list", "params": {}, "extra": 1}',
+        b'{"type": "threads.delete", "params": {"thread_id": "1"}}',
+    ],
+)
+def test_a_read_of_another_shape_is_left_to_the_sdk(user, body):
+    from chat import chatkit_reads
+
+    assert chatkit_reads.answer(body, user) is None

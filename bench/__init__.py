@@ -11,7 +11,9 @@ entry point. One module per concern:
 - `report`: the tables and the targets;
 - `connections`: connection modes compared (not part of `bench/run`).
 
-`load`, `capture` and `profile` are commands of their own (`python -m bench.load` ...).
+`load`, `capture` and `profile` are commands of their own (`python -m bench.load` ...),
+as are `history` (search, export, import), `streams` (streamed turns) and `chatkit`
+(ChatKit reads against their REST equivalents).
 """
 
 import sys

@@ -61,6 +61,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=400)
     parser.add_argument(
+        "--users", type=int, default=1, help="users loaded (the reader is the first)"
+    )
+    parser.add_argument(
         "--explain", action="store_true", help="print the plans of each pair's statements"
     )
     args = parser.parse_args(argv)
@@ -86,7 +89,7 @@ def main(argv=None):
         call_command("migrate", verbosity=0)
         from bench import load
 
-        load.load(server.url, users=1, jobs=1, out=sys.stderr)
+        load.load(server.url, users=args.users, jobs=min(2, args.users), out=sys.stderr)
         run(args.rounds, explain=args.explain)
 
 

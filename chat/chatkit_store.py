@@ -15,11 +15,15 @@ conversation's messages, each with the stable id `msg_<message id>`:
 
 Every method is scoped to `context.user` (the request's authenticated user): a
 thread or item of another user, or one that does not exist, raises the SDK's
-`NotFoundError`, before anything is changed. Reads are keyset walks of the
-(owner, updated_at, id) and (conversation, seq) indexes (`chat.selectors`), never
-OFFSET. Writes go through `chat.services`. The ORM is synchronous: each method runs
-its work with `run_sync`, in the calling thread when no event loop runs there (the
-view drives the SDK that way, `chat.views.drive`), else with `sync_to_async`.
+`NotFoundError`, before anything is changed. Reads are keyset walks in
+(updated_at, id) and (conversation, seq) order (`chat.selectors`), never OFFSET; the
+read-only requests are mostly answered without this store (`chat.chatkit_reads`).
+A thread's status is the conversation's `thread_status` (NULL for active). Item ids
+are `msg_<message id>`, or `msg_s<client id>` for a step shown while it was streamed
+(`step_item_id`): both are looked up. Writes go through `chat.services`. The ORM
+is synchronous: each method runs its work with `run_sync`, in the calling thread
+when no event loop runs there (the view drives the SDK that way under WSGI,
+`chat.views.drive`), else with `sync_to_async`.
 """
 
 import asyncio

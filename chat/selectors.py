@@ -136,8 +136,9 @@ CHATKIT_ITEM_ROLES = (Message.Role.USER, Message.Role.ASSISTANT)
 
 def thread_page(owner, *, limit, after=None, descending=True):
     """Up to `limit` + 1 of the owner's conversations in activity order, after the
-    conversation `after` (one the caller owns, or None): walks the
-    (owner, updated_at, id) index from the cursor's key."""
+    conversation `after` (one the caller owns, or None), from the cursor's key. No
+    index leads with (owner, updated_at): PostgreSQL walks `conversation_activity`
+    and keeps the owner's rows, or sorts the owner's conversations (docs/chatkit.md)."""
     conversations = conversations_of(owner)
     if after is not None:
         key = Q(updated_at=after.updated_at) & (
@@ -217,7 +218,8 @@ THREAD_ID = Param("thread_id", Conversation._meta.get_field("id"))
 def thread_rows(limit, descending, after):
     """Up to `limit` + 1 of the owner's (Param `owner_id`) conversations as rows of
     THREAD_FIELDS, in activity order, after the cursor (Params `after_updated_at`,
-    `after_id`) when `after`: the keyset walk of `thread_page`, for `CompiledQuery`."""
+    `after_id`) when `after`: the keyset walk of `thread_page`, for `CompiledQuery`
+    (one per limit, direction and cursor presence)."""
     conversations = conversations_of(OWNER)
     if after:
         if descending:

@@ -60,7 +60,7 @@ class Conversation(models.Model):
     archived = models.BooleanField(default=False)
     pinned = models.BooleanField(default=False)
     # Its ChatKit thread's status: NULL is active (chat/chatkit_store.py). Nullable
-    # without a default so that adding them kept SQLite's triggers (migration 0009).
+    # without a default so that adding them kept SQLite's triggers (migration 0010).
     thread_status = models.CharField(  # noqa: DJ001
         max_length=6, null=True, blank=True, choices=ThreadStatus.choices
     )
@@ -90,7 +90,7 @@ class Conversation(models.Model):
             models.CheckConstraint(
                 condition=Q(message_count__gte=0), name="conversation_message_count_gte_0"
             ),
-            # A reason only with a status (held on SQLite by triggers: 0009).
+            # A reason only with a status (held on SQLite by triggers: 0010).
             models.CheckConstraint(
                 condition=Q(thread_status__isnull=False, thread_status__in=ThreadStatus.values)
                 | Q(thread_status__isnull=True, thread_status_reason__isnull=True),

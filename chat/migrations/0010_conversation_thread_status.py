@@ -43,7 +43,7 @@ SQLITE_BACKWARD = [
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("chat", "0008_turn_events"),
+        ("chat", "0009_message_one_foreign_key"),
     ]
 
     operations = [

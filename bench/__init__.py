@@ -13,7 +13,9 @@ entry point. One module per concern:
 - `writes`: appends and task creates against the lean baseline `peer` (FastAPI +
   SQLModel), interleaved (`bench/run --writes`).
 
-`load`, `capture` and `profile` are commands of their own (`python -m bench.load` ...).
+`load`, `capture` and `profile` are commands of their own (`python -m bench.load` ...),
+as are `history` (search, export, import), `streams` (streamed turns) and `chatkit`
+(ChatKit reads against their REST equivalents).
 """
 
 import sys

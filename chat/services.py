@@ -19,10 +19,12 @@ from core.text import text_problem
 from .models import (
     CONTENT_MAX_LENGTH,
     CONVERSATION_TITLE_MAX_LENGTH,
+    THREAD_STATUS_REASON_MAX_LENGTH,
     ChatTurn,
     Conversation,
     Message,
     MessageFeedback,
+    ThreadStatus,
     TurnEvent,
 )
 from .selectors import conversations_of
@@ -41,6 +43,10 @@ class ConversationArchived(Conflict):
 
 class InvalidMessage(DomainError):
     default_detail = "The message is not valid."
+
+
+class ThreadNotActive(Conflict):
+    default_detail = "This thread is not active: it takes no new messages."
 
 
 class ClientIdReused(Unprocessable):
@@ -100,6 +106,25 @@ def conversation_update(*, conversation, title=None, archived=None, pinned=None)
             changed.append(name)
     if changed:
         conversation.save(update_fields=changed)
+    return conversation
+
+
+def conversation_set_thread_status(*, conversation, status, reason=None):
+    """Store the status of the conversation's ChatKit thread: None (active),
+    "locked" or "closed", with an optional reason (none for active). Changes one row
+    only if something changed; not activity (`updated_at` stays)."""
+    if status is not None and status not in ThreadStatus.values:
+        raise InvalidMessage(f"A thread status is active, locked or closed, not {status!r}.")
+    reason = (reason or "").strip() or None
+    if status is None:
+        reason = None
+    if reason is not None and len(reason) > THREAD_STATUS_REASON_MAX_LENGTH:
+        raise InvalidMessage(
+            f"A thread status reason has at most {THREAD_STATUS_REASON_MAX_LENGTH} characters."
+        )
+    if (conversation.thread_status, conversation.thread_status_reason) != (status, reason):
+        conversation.thread_status, conversation.thread_status_reason = status, reason
+        conversation.save(update_fields=["thread_status", "thread_status_reason"])
     return conversation
 
 

@@ -74,6 +74,11 @@ class Follower:
 
     def read(self):
         """The SSE frames of the rows written since the last read (database access)."""
+        return [frame(*row) for row in self.read_rows()]
+
+    def read_rows(self):
+        """The `(seq, name, data as JSON text)` rows written since the last read, up to
+        the turn's last event (database access)."""
         self.seen_version = events.version(self.turn_pk)
         self.read_at = time.monotonic()
         rows = (
@@ -83,10 +88,10 @@ class Follower:
             .values_list("seq", "name", "data_json")
         )
         out = []
-        for seq, name, data in rows:
-            out.append(frame(seq, name, data))
-            self.after = seq
-            if name in TERMINAL_EVENTS:
+        for row in rows:
+            out.append(row)
+            self.after = row[0]
+            if row[1] in TERMINAL_EVENTS:
                 self.done = True
                 break
         if not out and not self.done:

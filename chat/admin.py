@@ -136,7 +136,7 @@ class ConversationForm(forms.ModelForm):
 
     class Meta:
         model = Conversation
-        fields = ["owner", "title"]
+        fields = ["owner", "title", "thread_status", "thread_status_reason"]
 
     def clean_title(self):
         try:
@@ -166,7 +166,16 @@ class ConversationAdmin(AutocompleteFilterMedia, admin.ModelAdmin):
     date_hierarchy = "updated_at"
     show_full_result_count = False
     readonly_fields = ["message_count", "created_at", "updated_at", "messages_link"]
-    fields = ["owner", "title", "message_count", "messages_link", "created_at", "updated_at"]
+    fields = [
+        "owner",
+        "title",
+        "thread_status",
+        "thread_status_reason",
+        "message_count",
+        "messages_link",
+        "created_at",
+        "updated_at",
+    ]
     change_form_template = "admin/chat/conversation/change_form.html"
     actions = ["transfer_to_another_user"]
 
@@ -200,8 +209,14 @@ class ConversationAdmin(AutocompleteFilterMedia, admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         if change:
-            # Only the title: a full save would write back a stale message_count.
+            # Only the title and the thread's status: a full save would write back a
+            # stale message_count.
             services.conversation_update(conversation=obj, title=obj.title)
+            services.conversation_set_thread_status(
+                conversation=Conversation.objects.get(pk=obj.pk),
+                status=obj.thread_status,
+                reason=obj.thread_status_reason,
+            )
         else:
             super().save_model(request, obj, form, change)
 

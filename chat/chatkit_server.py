@@ -1,17 +1,24 @@
 """The ChatKit protocol on our chat turn: the SDK's `ChatKitServer`, subclassed.
 
-`respond` runs `chat.turns.chat_turn` (stored, retry-safe) and, once it returns,
-translates what the turn stored into ChatKit's events with `turn_events`, which
-takes the turn's messages one by one so that it can be fed live as they are stored
-once turns stream. Requests are checked before the SDK starts a stream
+`respond` runs the same streamed turn as `POST chat/` with `Accept:
+text/event-stream` (`chat.turns`: stored, retry-safe, cancellable), in a thread of
+this process, and translates its events into ChatKit's one by one as the turn
+writes them (`TurnTranslation`). A ChatKit cancel, the front end dropping the
+stream, is our cancel (`cancel_turn`): under ASGI the SDK sees its task cancelled
+(`handle_stream_cancelled`); under WSGI the view sees its response closed
+(`chat.views.ChatKitView`). Requests are checked before the SDK starts a stream
 (`ChatKitServer.process`): another user's thread or item, or a missing one, is the
 SDK's `NotFoundError`; unsupported requests and bad messages are 400s; nothing is
 changed by a refused request.
 """
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator, Iterable, Iterator
+import time
+from collections.abc import AsyncIterator, Iterator
+from types import SimpleNamespace
 
+import orjson
 from chatkit.errors import CustomStreamError
 from chatkit.server import ChatKitServer, NonStreamingResult, StreamingResult
 from chatkit.types import (
@@ -23,10 +30,10 @@ from chatkit.types import (
     ChatKitReq,
     ItemsFeedbackReq,
     ProgressUpdateEvent,
-    StreamOptions,
     ThreadItemAddedEvent,
     ThreadItemDoneEvent,
     ThreadItemRemovedEvent,
+    ThreadItemReplacedEvent,
     ThreadItemUpdatedEvent,
     ThreadMetadata,
     ThreadsAddUserMessageReq,
@@ -38,11 +45,12 @@ from chatkit.types import (
     is_streaming_req,
 )
 from django.db import transaction
+from django.utils import timezone
 from pydantic import TypeAdapter
 
 from core.errors import DomainError
 
-from . import selectors, services, turns
+from . import services, streams, turns
 from .agents.base import requested_calls, tool_results
 from .chatkit_store import (
     ATTACHMENTS_NOT_SUPPORTED,
@@ -50,12 +58,12 @@ from .chatkit_store import (
     DjangoStore,
     NotSupported,
     call_task,
-    item_id_of,
     message_item,
     run_sync,
+    step_item_id,
     user_text,
 )
-from .models import Message, MessageFeedback
+from .models import ChatTurn, MessageFeedback, TurnEvent
 
 logger = logging.getLogger(__name__)
 
@@ -72,36 +80,126 @@ NOT_SUPPORTED_TYPES = {
 FEEDBACK_KINDS = {"positive": MessageFeedback.Kind.UP, "negative": MessageFeedback.Kind.DOWN}
 
 
-def turn_events(thread_id: str, messages: Iterable[Message]) -> Iterator[ThreadStreamEvent]:
-    """ChatKit's events for a turn's stored messages, in seq order.
+def _message(data):
+    """A message of an event's data (`message_data` as JSON) with what `message_item`
+    reads; pydantic parses its `created_at`."""
+    return SimpleNamespace(
+        pk=data["id"],
+        seq=data["seq"],
+        role=data["role"],
+        content=data["content"],
+        tool_calls=data["tool_calls"],
+        created_at=data["created_at"],
+    )
 
-    A user message is one finished item. A step that calls tools opens a workflow item
-    (each call a task, "loading"), with a progress update naming the tools; each
-    `tool` result that follows marks its task complete; the item is finished when the
-    next non-tool message (or the end) comes. A reply is added empty, then its text
-    arrives as a content part with text deltas, then it is finished. `system`
-    messages are not shown.
+
+class TurnTranslation:
+    """ChatKit's events for a turn's events (`chat.events`), fed one at a time as the
+    turn writes them.
+
+    - `turn.started`: its user message is a finished item, unless this request's
+      `add_thread_item` stored it (the SDK has sent it already).
+    - `message.delta`: the first opens an assistant item, under the id of the step's
+      message-to-be (`step_item_id`), with an empty content part; each is a text delta.
+    - `tool.call`: the step is a workflow item (one task per call, "loading") and a
+      progress update naming the tools; text streamed for that step becomes it
+      (`thread.item.replaced`, same id). `tool.result` completes its tasks. The
+      workflow is finished when the next step starts or the turn ends.
+    - `turn.done` / `turn.cancelled`: the reply's content part and item are finished
+      with the stored text (a cancelled turn's reply is the text so far; none if
+      nothing was said). `turn.failed`: a partial reply is removed, and the stream
+      ends with ChatKit's error event.
     """
-    step = None  # (message, item) of the open workflow
-    for message in messages:
-        if message.role == Message.Role.TOOL:
-            if step is not None:
-                yield from _results(step, message)
-            continue
-        if step is not None:
-            yield ThreadItemDoneEvent(item=step[1])
-            step = None
-        if message.role == Message.Role.USER:
-            yield ThreadItemDoneEvent(item=message_item(message, thread_id))
-        elif message.role == Message.Role.ASSISTANT and requested_calls(message):
-            step = (message, message_item(message, thread_id, {}))
-            yield ThreadItemAddedEvent(item=step[1].model_copy(deep=True))
-            names = ", ".join(dict.fromkeys(call.name for call in requested_calls(message)))
-            yield ProgressUpdateEvent(text=f"Calling {names}…")
-        elif message.role == Message.Role.ASSISTANT:
-            yield from _reply(message, thread_id)
-    if step is not None:
-        yield ThreadItemDoneEvent(item=step[1])
+
+    def __init__(self, thread_id, turn, context, skip_user_pk=None):
+        self.thread_id = thread_id
+        self.turn = turn
+        self.context = context
+        self.skip_user_pk = skip_user_pk
+        self.step = 0
+        self.text = None  # the open assistant item being streamed
+        self.workflow = None  # (message, item) of the open tool step
+        self.ended = False
+
+    def feed(self, name, data) -> Iterator[ThreadStreamEvent]:
+        if name == TurnEvent.Name.STARTED:
+            message = _message(data["user_message"])
+            if message.pk != self.skip_user_pk:
+                yield self._done(message_item(message, self.thread_id))
+        elif name == TurnEvent.Name.DELTA:
+            yield from self._delta(data["delta"])
+        elif name == TurnEvent.Name.TOOL_CALL:
+            yield from self._tool_call(_message(data["message"]))
+        elif name == TurnEvent.Name.TOOL_RESULT:
+            if self.workflow is not None:
+                yield from _results(self.workflow, _message(data["message"]))
+        elif name in (TurnEvent.Name.DONE, TurnEvent.Name.CANCELLED):
+            self.ended = self.context.turn_ended = True
+            yield from self._close_workflow()
+            if data["assistant_message"] is not None:
+                yield from self._reply(_message(data["assistant_message"]))
+        elif name == TurnEvent.Name.FAILED:
+            self.ended = self.context.turn_ended = True
+            yield from self._close_workflow()
+            if self.text is not None:
+                yield ThreadItemRemovedEvent(item_id=self.text.id)
+            raise CustomStreamError(data["detail"], allow_retry=data["status"] >= 500)
+
+    def _done(self, item):
+        self.context.known_item_ids.add(item.id)
+        return ThreadItemDoneEvent(item=item)
+
+    def _close_workflow(self):
+        if self.workflow is not None:
+            yield self._done(self.workflow[1])
+            self.workflow = None
+
+    def _delta(self, delta):
+        yield from self._close_workflow()
+        if self.text is None:
+            item_id = step_item_id(turns.message_key(self.turn, f"step:{self.step}"))
+            self.context.streamed_ids.add(item_id)
+            self.text = AssistantMessageItem(
+                id=item_id, thread_id=self.thread_id, created_at=timezone.now(), content=[]
+            )
+            yield ThreadItemAddedEvent(item=self.text)
+            yield ThreadItemUpdatedEvent(
+                item_id=item_id,
+                update=AssistantMessageContentPartAdded(
+                    content_index=0, content=AssistantMessageContent(text="")
+                ),
+            )
+        if delta:
+            yield ThreadItemUpdatedEvent(
+                item_id=self.text.id,
+                update=AssistantMessageContentPartTextDelta(content_index=0, delta=delta),
+            )
+
+    def _tool_call(self, message):
+        yield from self._close_workflow()
+        item = message_item(message, self.thread_id, {})
+        if self.text is not None:
+            item.id = self.text.id
+            self.text = None
+            self.context.known_item_ids.add(item.id)
+            yield ThreadItemReplacedEvent(item=item.model_copy(deep=True))
+        else:
+            yield ThreadItemAddedEvent(item=item.model_copy(deep=True))
+        self.workflow = (message, item)
+        self.step += 1
+        names = ", ".join(dict.fromkeys(call.name for call in requested_calls(message)))
+        yield ProgressUpdateEvent(text=f"Calling {names}…")
+
+    def _reply(self, message):
+        if self.text is None:
+            yield from self._delta(message.content)
+        item = message_item(message, self.thread_id)
+        item.id, self.text = self.text.id, None
+        yield ThreadItemUpdatedEvent(
+            item_id=item.id,
+            update=AssistantMessageContentPartDone(content_index=0, content=item.content[0]),
+        )
+        yield self._done(item)
 
 
 def _results(step, result):
@@ -115,27 +213,23 @@ def _results(step, result):
             )
 
 
-def _reply(message, thread_id):
-    item = message_item(message, thread_id)
-    empty = AssistantMessageItem(
-        id=item.id, thread_id=thread_id, created_at=item.created_at, content=[]
-    )
-    yield ThreadItemAddedEvent(item=empty)
-    yield ThreadItemUpdatedEvent(
-        item_id=item.id,
-        update=AssistantMessageContentPartAdded(
-            content_index=0, content=AssistantMessageContent(text="")
-        ),
-    )
-    yield ThreadItemUpdatedEvent(
-        item_id=item.id,
-        update=AssistantMessageContentPartTextDelta(content_index=0, delta=message.content),
-    )
-    yield ThreadItemUpdatedEvent(
-        item_id=item.id,
-        update=AssistantMessageContentPartDone(content_index=0, content=item.content[0]),
-    )
-    yield ThreadItemDoneEvent(item=item)
+async def pause(seconds):
+    """Wait: `time.sleep` when the SDK is driven without an event loop (the request's
+    thread is the stream's), `asyncio.sleep` in one."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        time.sleep(seconds)
+        return
+    await asyncio.sleep(seconds)
+
+
+def cancel_turn(context: ChatKitContext) -> None:
+    """Our cancel (`chat.turns.turn_cancel`) of the turn this request runs, unless its
+    stream has ended: the turn stores the reply so far and ends `cancelled`."""
+    turn, context.turn = context.turn, None
+    if turn is not None and not context.turn_ended:
+        turns.turn_cancel(owner=context.user, client_id=turn.client_id)
 
 
 class TodoChatKitServer(ChatKitServer[ChatKitContext]):
@@ -164,7 +258,12 @@ class TodoChatKitServer(ChatKitServer[ChatKitContext]):
                 raise NotSupported(ATTACHMENTS_NOT_SUPPORTED)
             services.clean_content(user_text(request.params.input.content))
         if isinstance(request, (ThreadsAddUserMessageReq, ThreadsRetryAfterItemReq)):
-            await self.store.load_thread(request.params.thread_id, context)
+            thread = await self.store.load_thread(request.params.thread_id, context)
+            if thread.status.type != "active":
+                reason = f": {thread.status.reason}" if thread.status.reason else ""
+                raise services.ThreadNotActive(
+                    f"This thread is {thread.status.type}{reason}. It takes no new messages."
+                )
         if isinstance(request, ThreadsRetryAfterItemReq):
             item = await self.store.load_item(
                 request.params.thread_id, request.params.item_id, context
@@ -177,23 +276,22 @@ class TodoChatKitServer(ChatKitServer[ChatKitContext]):
         if isinstance(request, ItemsFeedbackReq) and not request.params.item_ids:
             raise services.InvalidMessage("items.feedback needs at least one item id.")
 
-    def get_stream_options(self, thread, context) -> StreamOptions:
-        # The turn runs to its end before the first event is sent: nothing to cancel.
-        return StreamOptions(allow_cancel=False)
-
     async def respond(
         self,
         thread: ThreadMetadata,
         input_user_message: UserMessageItem | None,
         context: ChatKitContext,
     ) -> AsyncIterator[ThreadStreamEvent]:
-        """Run a chat turn for the user's message and send what it stored.
+        """Run a chat turn for the user's message, streaming its events as it runs.
 
-        A message this request stored is answered by the turn that adopts it (same
-        client id). Otherwise this is `threads.retry_after_item`: the SDK has
-        superseded the items after the message; the message itself is superseded too
-        (a `thread.item.removed`) and sent again as a new message of a new turn, since
-        a turn answers a message it stores.
+        The turn is `POST chat/`'s streamed turn: claimed (`turns.turn_claim`), run in
+        a thread of this process (`turns.turn_run_in_background`), and followed from
+        its stored events (`chat.streams.Follower`), each translated as it comes
+        (`TurnTranslation`). A message this request stored is answered by the turn that
+        adopts it (same client id). Otherwise this is `threads.retry_after_item`: the
+        SDK has superseded the items after the message; the message itself is
+        superseded too (a `thread.item.removed`) and sent again as a new message of a
+        new turn, since a turn answers a message it stores.
         """
         if input_user_message is None:
             return
@@ -206,8 +304,8 @@ class TodoChatKitServer(ChatKitServer[ChatKitContext]):
         if not thread.title:
             thread.title = " ".join(text.split())[: turns.TITLE_LENGTH]
         try:
-            outcome = await run_sync(
-                turns.chat_turn,
+            turn = await run_sync(
+                turns.turn_claim,
                 owner=context.user,
                 message=text,
                 conversation_id=int(thread.id),
@@ -215,18 +313,29 @@ class TodoChatKitServer(ChatKitServer[ChatKitContext]):
             )
         except DomainError as exc:
             raise CustomStreamError(str(exc.detail), allow_retry=exc.status_code >= 500) from exc
-        messages = await run_sync(
-            selectors.turn_messages,
-            outcome.conversation_id,
-            first_seq=outcome.user_message.seq,
-            # A turn cancelled before the assistant said anything has no reply.
-            last_seq=(outcome.assistant_message or outcome.user_message).seq,
+        context.turn = turn
+        if turn.status == ChatTurn.Status.RUNNING:
+            await run_sync(turns.turn_run_in_background, turn)
+        translation = TurnTranslation(
+            thread.id, turn, context, skip_user_pk=stored.pk if stored else None
         )
-        if stored is not None:
-            messages = [m for m in messages if m.pk != stored.pk]
-        context.known_item_ids.update(item_id_of(m) for m in messages)
-        for event in turn_events(thread.id, messages):
-            yield event
+        follower = streams.Follower(turn, after=0)
+        while not follower.done:
+            if not follower.needs_read():
+                await pause(streams.TICK_SECONDS)
+                continue
+            for _, name, data in await run_sync(follower.read_rows):
+                for event in translation.feed(name, orjson.loads(data)):
+                    yield event
+        context.turn_ended = True
+        if not translation.ended:
+            raise CustomStreamError("The turn stopped before it finished.", allow_retry=True)
+
+    async def handle_stream_cancelled(self, thread, pending_items, context: ChatKitContext):
+        """A ChatKit cancel (the front end stopped the stream: under ASGI the SDK sees
+        the request's task cancelled) is our cancel. The turn stores what it said, so
+        the SDK's own saving of pending items is not wanted."""
+        await run_sync(cancel_turn, context)
 
     def _add_feedback(self, thread_id, item_ids, kind, context):
         with transaction.atomic():

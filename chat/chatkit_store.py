@@ -15,11 +15,15 @@ conversation's messages, each with the stable id `msg_<message id>`:
 
 Every method is scoped to `context.user` (the request's authenticated user): a
 thread or item of another user, or one that does not exist, raises the SDK's
-`NotFoundError`, before anything is changed. Reads are keyset walks of the
-(owner, updated_at, id) and (conversation, seq) indexes (`chat.selectors`), never
-OFFSET. Writes go through `chat.services`. The ORM is synchronous: each method runs
-its work with `run_sync`, in the calling thread when no event loop runs there (the
-view drives the SDK that way, `chat.views.drive`), else with `sync_to_async`.
+`NotFoundError`, before anything is changed. Reads are keyset walks in
+(updated_at, id) and (conversation, seq) order (`chat.selectors`), never OFFSET; the
+read-only requests are mostly answered without this store (`chat.chatkit_reads`).
+A thread's status is the conversation's `thread_status` (NULL for active). Item ids
+are `msg_<message id>`, or `msg_s<client id>` for a step shown while it was streamed
+(`step_item_id`): both are looked up. Writes go through `chat.services`. The ORM
+is synchronous: each method runs its work with `run_sync`, in the calling thread
+when no event loop runs there (the view drives the SDK that way under WSGI,
+`chat.views.drive`), else with `sync_to_async`.
 """
 
 import asyncio
@@ -30,11 +34,14 @@ from dataclasses import dataclass, field
 from asgiref.sync import sync_to_async
 from chatkit.store import NotFoundError, Store
 from chatkit.types import (
+    ActiveStatus,
     AssistantMessageContent,
     AssistantMessageItem,
+    ClosedStatus,
     CustomSummary,
     CustomTask,
     InferenceOptions,
+    LockedStatus,
     Page,
     ThreadMetadata,
     UserMessageItem,
@@ -49,9 +56,10 @@ from core.errors import DomainError
 
 from . import selectors, services
 from .agents.base import requested_calls, tool_results
-from .models import Message
+from .models import Message, ThreadStatus
 
 ITEM_PREFIX = "msg_"
+STEP_PREFIX = "msg_s"
 TASK_CONTENT_LENGTH = 500
 
 
@@ -74,12 +82,18 @@ class ChatKitContext:
     a `threads.create` before the SDK asks for a thread id. `appended` maps the item
     id of a user message stored by this request to its Message; `known_item_ids` are
     items already stored (the SDK asks to store every finished item again).
+    `turn` is the `ChatTurn` this request runs, `turn_ended` whether its stream saw
+    its last event; `streamed_ids` the ids of steps shown while they were streamed
+    (`step_item_id`), which may never be stored (a failed turn's partial reply).
     """
 
     user: AbstractBaseUser
     new_thread_id: str | None = None
     appended: dict = field(default_factory=dict)
     known_item_ids: set = field(default_factory=set)
+    turn: object = None
+    turn_ended: bool = False
+    streamed_ids: set = field(default_factory=set)
 
 
 async def run_sync(function, *args, **kwargs):
@@ -97,14 +111,27 @@ def item_id_of(message: Message) -> str:
     return f"{ITEM_PREFIX}{message.pk}"
 
 
-def message_pk(item_id: str) -> int:
-    """The message id in an item id; NotFoundError for anything else."""
+def step_item_id(client_id: uuid.UUID) -> str:
+    """The id under which a turn's step is streamed before it is stored: its message's
+    client id, known from the start (`chat.turns.message_key`)."""
+    return f"{STEP_PREFIX}{client_id.hex}"
+
+
+def message_key(item_id: str) -> dict:
+    """The lookup of the message behind an item id: `{"pk": ...}` for `msg_<id>`,
+    `{"client_id": ...}` for a streamed step's `msg_s<hex>`; NotFoundError for
+    anything else."""
+    if isinstance(item_id, str) and item_id.startswith(STEP_PREFIX):
+        try:
+            return {"client_id": uuid.UUID(hex=item_id[len(STEP_PREFIX) :])}
+        except ValueError:
+            raise NotFoundError(f"Item {item_id!r} not found.") from None
     if not isinstance(item_id, str) or not item_id.startswith(ITEM_PREFIX):
         raise NotFoundError(f"Item {item_id!r} not found.")
     digits = item_id[len(ITEM_PREFIX) :]
     if not digits.isdigit() or not 0 < int(digits) < 2**63:
         raise NotFoundError(f"Item {item_id!r} not found.")
-    return int(digits)
+    return {"pk": int(digits)}
 
 
 def user_text(content) -> str:
@@ -122,15 +149,28 @@ def _compact(value) -> str:
     return text if len(text) <= TASK_CONTENT_LENGTH else text[: TASK_CONTENT_LENGTH - 1] + "…"
 
 
-def call_task(call, result_message=None) -> CustomTask:
-    """One tool call as a workflow task: done once its result is stored."""
+def task_fields(call, result_entries=None):
+    """(title, content, status indicator) of a tool call's workflow task: done once
+    its result is stored. `result_entries` are the stored `tool_calls` of the tool
+    message that answers it (None while it runs)."""
     content = _compact(call.arguments)
-    if result_message is None:
-        return CustomTask(title=call.name, content=content, status_indicator="loading")
-    results = [r for i, _, r in tool_results(result_message) if i == call.id]
+    if result_entries is None:
+        return call.name, content, "loading"
+    results = [
+        entry.get("result")
+        for entry in (result_entries if isinstance(result_entries, list) else [])
+        if isinstance(entry, dict) and str(entry.get("id", "")) == call.id
+    ]
     if results:
         content = f"{content} → {_compact(results[0])}"
-    return CustomTask(title=call.name, content=content, status_indicator="complete")
+    return call.name, content, "complete"
+
+
+def call_task(call, result_message=None) -> CustomTask:
+    """One tool call as a workflow task (`task_fields`)."""
+    entries = None if result_message is None else result_message.tool_calls
+    title, content, status = task_fields(call, entries)
+    return CustomTask(title=title, content=content, status_indicator=status)
 
 
 def match_results(step: Message, tool_messages) -> dict:
@@ -172,11 +212,21 @@ def message_item(message: Message, thread_id: str, results: dict | None = None):
     )
 
 
+def thread_status(conversation):
+    """ChatKit's status of a conversation's thread (`Conversation.thread_status`)."""
+    status = conversation.thread_status
+    if status is None:
+        return ActiveStatus()
+    kind = LockedStatus if status == ThreadStatus.LOCKED else ClosedStatus
+    return kind(reason=conversation.thread_status_reason)
+
+
 def thread_metadata(conversation) -> ThreadMetadata:
     return ThreadMetadata(
         id=str(conversation.pk),
         title=conversation.title or None,
         created_at=conversation.created_at,
+        status=thread_status(conversation),
     )
 
 
@@ -206,9 +256,16 @@ class DjangoStore(Store[ChatKitContext]):
         title = thread.title or ""
         if conversation.title != title:
             services.conversation_update(conversation=conversation, title=title)
+        status = thread.status
+        services.conversation_set_thread_status(
+            conversation=conversation,
+            status=None if status.type == "active" else status.type,
+            reason=getattr(status, "reason", None),
+        )
 
     async def save_thread(self, thread: ThreadMetadata, context: ChatKitContext) -> None:
-        """Stores the title (the conversation's); the status is always active."""
+        """Stores the title and the status (the conversation's `title` and
+        `thread_status`, each written only when it changed)."""
         await run_sync(self._save_thread, thread, context)
 
     def _load_threads(self, limit, after, order, context):
@@ -255,7 +312,7 @@ class DjangoStore(Store[ChatKitContext]):
         message = (
             Message.objects.filter(
                 conversation_id=conversation.pk,
-                pk=message_pk(item_id),
+                **message_key(item_id),
                 role__in=selectors.CHATKIT_ITEM_ROLES,
                 superseded_at__isnull=True,
             )
@@ -321,6 +378,8 @@ class DjangoStore(Store[ChatKitContext]):
             await self.load_item(thread_id, item.id, context)
 
     def _delete_thread_item(self, thread_id, item_id, context):
+        if item_id in context.streamed_ids:
+            return  # a step shown while streamed and never stored (a failed turn's)
         message = self._message(thread_id, item_id, context)
         ids = [message.pk]
         if requested_calls(message):

@@ -25,13 +25,26 @@ class ConversationQuerySet(models.QuerySet):
         return self.filter(Q(Matches(F("title"), text)) | Q(pk__in=in_messages))
 
 
+THREAD_STATUS_REASON_MAX_LENGTH = 200
+
+
+class ThreadStatus(models.TextChoices):
+    """A ChatKit thread's status other than active (ChatKit's `ThreadStatus`)."""
+
+    LOCKED = "locked"
+    CLOSED = "closed"
+
+
 class Conversation(models.Model):
     """A chat between one user and the assistant.
 
     `updated_at` is the time of the last activity and `message_count` the number of
     messages; both move only through `chat.services.message_append`, under the
     conversation's row lock. `archived` puts it aside (out of the default list, and
-    no chat turn continues it); `pinned` lists it first.
+    no chat turn continues it); `pinned` lists it first. `thread_status` (with its
+    optional reason) is the status of its ChatKit thread, NULL for active: a
+    ChatKit front end shows it and ChatKit takes no message into a thread that is not
+    active; the REST API neither shows nor enforces it (docs/chatkit.md).
     """
 
     owner = models.ForeignKey(
@@ -46,6 +59,14 @@ class Conversation(models.Model):
     message_count = models.PositiveIntegerField(default=0)
     archived = models.BooleanField(default=False)
     pinned = models.BooleanField(default=False)
+    # Its ChatKit thread's status: NULL is active (chat/chatkit_store.py). Nullable
+    # without a default so that adding them kept SQLite's triggers (migration 0010).
+    thread_status = models.CharField(  # noqa: DJ001
+        max_length=6, null=True, blank=True, choices=ThreadStatus.choices
+    )
+    thread_status_reason = models.CharField(  # noqa: DJ001
+        max_length=THREAD_STATUS_REASON_MAX_LENGTH, null=True, blank=True
+    )
 
     objects = ConversationQuerySet.as_manager()
 
@@ -68,6 +89,12 @@ class Conversation(models.Model):
             ),
             models.CheckConstraint(
                 condition=Q(message_count__gte=0), name="conversation_message_count_gte_0"
+            ),
+            # A reason only with a status (held on SQLite by triggers: 0010).
+            models.CheckConstraint(
+                condition=Q(thread_status__isnull=False, thread_status__in=ThreadStatus.values)
+                | Q(thread_status__isnull=True, thread_status_reason__isnull=True),
+                name="conversation_thread_status_valid",
             ),
             # Referenced by the messages' and turns' (conversation_id, owner_id) keys:
             # chat/migrations/0003_owner_follows_conversation.py.
@@ -105,14 +132,24 @@ class Message(models.Model):
         SYSTEM = "system"
         TOOL = "tool"
 
+    # No single-column foreign keys in the database (db_constraint=False): the
+    # composite key (conversation_id, owner_id) → the conversation's (id, owner_id)
+    # already proves that both exist (and the conversation's owner key, the user),
+    # and each extra key would cost every append a check and a row lock of its own
+    # (the user's row, shared by all of that user's concurrent writes). Deletes
+    # still cascade (Django's collector; the composite key refuses orphans).
     conversation = models.ForeignKey(
         Conversation,
         on_delete=models.CASCADE,
         related_name="messages",
         db_index=False,  # served by message_conversation_seq_unique
+        db_constraint=False,
     )
     owner = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="messages"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="messages",
+        db_constraint=False,
     )
     seq = models.PositiveIntegerField()
     role = models.CharField(max_length=16, choices=Role.choices)

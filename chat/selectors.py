@@ -136,8 +136,9 @@ CHATKIT_ITEM_ROLES = (Message.Role.USER, Message.Role.ASSISTANT)
 
 def thread_page(owner, *, limit, after=None, descending=True):
     """Up to `limit` + 1 of the owner's conversations in activity order, after the
-    conversation `after` (one the caller owns, or None): walks the
-    (owner, updated_at, id) index from the cursor's key."""
+    conversation `after` (one the caller owns, or None), from the cursor's key. No
+    index leads with (owner, updated_at): PostgreSQL walks `conversation_activity`
+    and keeps the owner's rows, or sorts the owner's conversations (docs/chatkit.md)."""
     conversations = conversations_of(owner)
     if after is not None:
         key = Q(updated_at=after.updated_at) & (
@@ -167,7 +168,10 @@ def item_messages(conversation_id, *, limit, after_seq=None, descending=False):
     return list(messages.values_list(*ITEM_FIELDS, named=True)[: limit + 1])
 
 
-def step_results(conversation_id, steps, *, reach=64):
+STEP_REACH = 64
+
+
+def step_results(conversation_id, steps, *, reach=STEP_REACH):
     """The `tool` messages that may answer the given assistant steps (messages with
     tool_calls), in seq order. A turn stores each step's results right after it, so
     they are looked for among the `reach` messages after the steps; the caller
@@ -194,3 +198,73 @@ def turn_messages(conversation_id, *, first_seq, last_seq):
             conversation_id=conversation_id, seq__gte=first_seq, seq__lte=last_seq
         ).order_by("seq")
     )
+
+
+# --- The ChatKit door's read-only answers (chat/chatkit_reads.py) --------------------
+
+THREAD_FIELDS = (
+    "id",
+    "title",
+    "created_at",
+    "updated_at",
+    "thread_status",
+    "thread_status_reason",
+)
+AFTER_UPDATED = Param("after_updated_at", Conversation._meta.get_field("updated_at"))
+AFTER_ID = Param("after_id", Conversation._meta.get_field("id"))
+THREAD_ID = Param("thread_id", Conversation._meta.get_field("id"))
+
+
+def thread_rows(limit, descending, after):
+    """Up to `limit` + 1 of the owner's (Param `owner_id`) conversations as rows of
+    THREAD_FIELDS, in activity order, after the cursor (Params `after_updated_at`,
+    `after_id`) when `after`: the keyset walk of `thread_page`, for `CompiledQuery`
+    (one per limit, direction and cursor presence)."""
+    conversations = conversations_of(OWNER)
+    if after:
+        if descending:
+            key = Q(updated_at__lt=AFTER_UPDATED) | Q(updated_at=AFTER_UPDATED, id__lt=AFTER_ID)
+        else:
+            key = Q(updated_at__gt=AFTER_UPDATED) | Q(updated_at=AFTER_UPDATED, id__gt=AFTER_ID)
+        conversations = conversations.filter(key)
+    order = ("-updated_at", "-id") if descending else ("updated_at", "id")
+    return conversations.order_by(*order).values_list(*THREAD_FIELDS, named=True)[: limit + 1]
+
+
+def thread_row():
+    """The owner's (Param `owner_id`) conversation `thread_id` (Param) as a row of
+    THREAD_FIELDS, for `CompiledQuery`."""
+    return (
+        conversations_of(OWNER)
+        .filter(pk=THREAD_ID)
+        .order_by()
+        .values_list(*THREAD_FIELDS, named=True)
+    )
+
+
+def item_page_sql(vendor, *, descending, after):
+    """One statement for a page of ChatKit items with the results of their tool steps:
+    a conversation's messages that are not `system` and not superseded, in seq order
+    from `after_seq`, along the (conversation, seq) index, up to and with the
+    (`limit` + 1)-th item message (user or assistant). A step's results are stored
+    right after it, so they are among these rows (a count in a window: PostgreSQL 15
+    stops the scan at the first row past the count, its "run condition"; SQLite reads
+    the conversation to its end). Rows: (id, owner_id, seq, role, content, tool_calls
+    as JSON text or NULL, created_at), in no particular order. Parameters, in order:
+    conversation id, [after seq,] limit + 1. Written as SQL because the ORM has no
+    filter on a window function.
+    """
+    tool_calls = "tool_calls::text" if vendor == "postgresql" else "tool_calls"
+    direction = "DESC" if descending else "ASC"
+    after_clause = f"AND seq {'<' if descending else '>'} %s" if after else ""
+    return f"""
+        SELECT id, owner_id, seq, role, content, tool_calls, created_at FROM (
+            SELECT id, owner_id, seq, role, content, {tool_calls} AS tool_calls, created_at,
+                COUNT(*) FILTER (WHERE role IN ('user', 'assistant'))
+                    OVER (ORDER BY seq {direction}) AS items
+            FROM chat_message
+            WHERE conversation_id = %s AND role <> 'system' AND superseded_at IS NULL
+                {after_clause}
+        ) page
+        WHERE items <= %s
+    """

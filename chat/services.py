@@ -8,6 +8,7 @@ and `message_count` and `updated_at` never lose an update.
 import contextlib
 import uuid
 
+import orjson
 from django.db import IntegrityError, connections, router, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -18,10 +19,12 @@ from core.text import text_problem
 from .models import (
     CONTENT_MAX_LENGTH,
     CONVERSATION_TITLE_MAX_LENGTH,
+    THREAD_STATUS_REASON_MAX_LENGTH,
     ChatTurn,
     Conversation,
     Message,
     MessageFeedback,
+    ThreadStatus,
     TurnEvent,
 )
 from .selectors import conversations_of
@@ -40,6 +43,10 @@ class ConversationArchived(Conflict):
 
 class InvalidMessage(DomainError):
     default_detail = "The message is not valid."
+
+
+class ThreadNotActive(Conflict):
+    default_detail = "This thread is not active: it takes no new messages."
 
 
 class ClientIdReused(Unprocessable):
@@ -99,6 +106,25 @@ def conversation_update(*, conversation, title=None, archived=None, pinned=None)
             changed.append(name)
     if changed:
         conversation.save(update_fields=changed)
+    return conversation
+
+
+def conversation_set_thread_status(*, conversation, status, reason=None):
+    """Store the status of the conversation's ChatKit thread: None (active),
+    "locked" or "closed", with an optional reason (none for active). Changes one row
+    only if something changed; not activity (`updated_at` stays)."""
+    if status is not None and status not in ThreadStatus.values:
+        raise InvalidMessage(f"A thread status is active, locked or closed, not {status!r}.")
+    reason = (reason or "").strip() or None
+    if status is None:
+        reason = None
+    if reason is not None and len(reason) > THREAD_STATUS_REASON_MAX_LENGTH:
+        raise InvalidMessage(
+            f"A thread status reason has at most {THREAD_STATUS_REASON_MAX_LENGTH} characters."
+        )
+    if (conversation.thread_status, conversation.thread_status_reason) != (status, reason):
+        conversation.thread_status, conversation.thread_status_reason = status, reason
+        conversation.save(update_fields=["thread_status", "thread_status_reason"])
     return conversation
 
 
@@ -328,6 +354,48 @@ SELECT id, owner_id, message_count, %(role)s, %(content)s, %(tool_calls)s, %(cli
 FROM conversation
 RETURNING id, conversation_id, owner_id, seq, created_at
 """
+
+
+# The columns of a message row given to `messages_insert_checked`, in order.
+CHECKED_MESSAGE_COLUMNS = (
+    "conversation_id",
+    "owner_id",
+    "seq",
+    "role",
+    "content",
+    "tool_calls",
+    "client_id",
+    "created_at",
+    "superseded_at",
+)
+_TOOL_CALLS = CHECKED_MESSAGE_COLUMNS.index("tool_calls")
+
+
+def messages_insert_checked(rows):
+    """Store message rows (tuples in CHECKED_MESSAGE_COLUMNS order) as they are: for
+    an account import.
+
+    The caller has checked each one with the API's rules, numbered `seq` from 1
+    without gaps per conversation, and keeps each conversation's `message_count`;
+    call inside its transaction. On PostgreSQL one COPY streams them (no SQL to
+    build per row: an import of a large account is bound by the database's own
+    work, the search vector and the indexes); elsewhere, bulk inserts.
+    """
+    connection = connections[router.db_for_write(Message)]
+    if connection.vendor != "postgresql":
+        Message.objects.bulk_create(
+            [Message(**dict(zip(CHECKED_MESSAGE_COLUMNS, row, strict=True))) for row in rows],
+            batch_size=1000,
+        )
+        return
+    columns = ", ".join(CHECKED_MESSAGE_COLUMNS)
+    with connection.cursor() as cursor:
+        with cursor.cursor.copy(f"COPY chat_message ({columns}) FROM STDIN") as copy:
+            for row in rows:
+                if row[_TOOL_CALLS] is not None:
+                    row = list(row)
+                    row[_TOOL_CALLS] = orjson.dumps(row[_TOOL_CALLS]).decode()
+                copy.write_row(row)
 
 
 def _append_in_one_statement(

@@ -1,8 +1,10 @@
 import contextlib
 import functools
 
+from asgiref.sync import sync_to_async
 from chatkit.server import StreamingResult
 from chatkit.store import NotFoundError
+from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpResponse, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -20,7 +22,8 @@ from rest_framework.views import APIView
 
 from core.errors import DomainError, NotFound
 
-from . import selectors, services, streams, turns
+from . import chatkit_reads, selectors, services, streams, turns
+from .chatkit_server import cancel_turn
 from .chatkit_server import server as chatkit_server
 from .chatkit_store import ChatKitContext
 from .models import ChatTurn, Conversation, Message
@@ -475,9 +478,11 @@ class ChatKitView(APIView):
 
     The raw body goes to the SDK. A streaming request answers `text/event-stream`
     (its first event is made before the answer starts, so a refusal is a JSON error,
-    never a broken stream); the others answer JSON. The SDK is async but, over our
-    synchronous store, never waits on anything: `drive` runs it in this thread with
-    no event loop and no thread hop, chunk by chunk as the response is sent.
+    never a broken stream); the others answer JSON. Under WSGI the SDK is driven in
+    this thread with no event loop (`drive`: over our synchronous store it waits on
+    nothing but the turn's events, which it sleeps for), chunk by chunk as the
+    response is sent; under ASGI the rest of the stream runs in the event loop.
+    Either way a client that goes away mid-stream cancels the turn (ChatKit's cancel).
     """
 
     parser_classes = []
@@ -487,6 +492,9 @@ class ChatKitView(APIView):
     def post(self, request):
         context = ChatKitContext(user=request.user)
         try:
+            fast = chatkit_reads.answer(request.body, request.user)
+            if fast is not None:
+                return HttpResponse(fast, content_type="application/json")
             result = drive(chatkit_server.process(request.body, context))
             if isinstance(result, StreamingResult):
                 events = result.__aiter__()
@@ -496,9 +504,9 @@ class ChatKitView(APIView):
         except NotFoundError:
             raise ChatKitNotFound() from None
         if isinstance(result, StreamingResult):
-            response = StreamingHttpResponse(
-                _chunks(first, events), content_type="text/event-stream"
-            )
+            is_asgi = isinstance(request._request, ASGIRequest)
+            chunks = (_async_chunks if is_asgi else _chunks)(first, events, context)
+            response = StreamingHttpResponse(chunks, content_type="text/event-stream")
             response["Cache-Control"] = "no-cache"
             response["X-Accel-Buffering"] = "no"
             return response
@@ -522,17 +530,34 @@ def drive(awaitable):
         return done.value
 
 
-def _chunks(first, events):
-    """The stream's SSE chunks: the first one already made, then one at a time."""
+def _chunks(first, events, context):
+    """The stream's SSE chunks under WSGI: the first one already made, then one at a
+    time, the SDK driven in this thread. A client gone mid-stream (the server closes
+    the response) is a ChatKit cancel: our turn is cancelled."""
     try:
         chunk = first
         while chunk is not None:
             yield chunk
             chunk = drive(anext(events, None))
     finally:
-        # A client gone mid-stream: let the SDK's generator finish its cleanup.
         with contextlib.suppress(Exception):
             drive(events.aclose())
+        cancel_turn(context)
+
+
+async def _async_chunks(first, events, context):
+    """The same under ASGI, the SDK run in the event loop: a client gone mid-stream
+    cancels the task reading it, which the SDK hands to `handle_stream_cancelled`
+    (our cancel); if it came between two events, the `finally` cancels."""
+    try:
+        chunk = first
+        while chunk is not None:
+            yield chunk
+            chunk = await anext(events, None)
+    finally:
+        with contextlib.suppress(Exception):
+            await events.aclose()
+        await sync_to_async(cancel_turn)(context)
 
 
 def _request_problem(exc):

@@ -3,6 +3,7 @@ SDK's own types (every streamed event a `ThreadStreamEvent`, every JSON answer i
 type), with the offline rules agent."""
 
 import json
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -31,7 +32,7 @@ THREAD = TypeAdapter(Thread)
 THREAD_PAGE = TypeAdapter(Page[Thread])
 ITEM_PAGE = TypeAdapter(Page[ThreadItem])
 
-pytestmark = pytest.mark.django_db
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def post(client, body):
@@ -119,11 +120,22 @@ def test_threads_create_runs_a_turn_and_streams_its_items(api_client, user):
         and event.update.type == "assistant_message.content_part.text_delta"
     ]
     assert "".join(deltas) == f"Added “buy milk” to your list (task #{task.id})."
-    # The items are the stored messages, under their stable ids.
+    # The items are the stored messages, under their stable ids; the reply, streamed
+    # before it was stored, under its message's client id (the store resolves both).
     stored = rest_messages(api_client, thread_id)
     assert [m["role"] for m in stored] == ["user", "assistant", "tool", "assistant"]
-    assert [item.id for item in done] == [f"msg_{stored[i]['id']}" for i in (0, 1, 3)]
+    assert [item.id for item in done[:2]] == [f"msg_{stored[i]['id']}" for i in (0, 1)]
+    assert done[2].id == f"msg_s{uuid.UUID(stored[3]['client_id']).hex}"
     assert done[2].content[0].text == stored[3]["content"]
+    loaded = answer(
+        api_client,
+        {
+            "type": "items.list",
+            "params": {"thread_id": thread_id, "after": done[1].id, "order": "asc"},
+        },
+        ITEM_PAGE,
+    )
+    assert [item.id for item in loaded.data] == [f"msg_{stored[3]['id']}"]
 
 
 def test_add_user_message_continues_the_thread_and_items_list_shows_it(api_client):
@@ -196,9 +208,10 @@ def test_items_list_follows_after_limit_and_order(api_client, user, django_asser
     add_messages(conversation, 1, role="system")  # not an item
     ids = [f"msg_{m.pk}" for m in messages]
 
-    with django_assert_num_queries(4):  # the user, the block claim, the conversation, the page
+    # The page's rows say whose thread it is, as for the REST message page.
+    with django_assert_num_queries(3):  # the user, the block claim, the page
         first = items(api_client, str(conversation.pk), order="asc", limit=3)
-    with django_assert_num_queries(4):  # the claim's place taken by the cursor
+    with django_assert_num_queries(3):  # the claim's place taken by the cursor
         second = items(api_client, str(conversation.pk), order="asc", limit=3, after=first.after)
     third = items(api_client, str(conversation.pk), order="asc", limit=3, after=second.after)
     newest = items(api_client, str(conversation.pk), order="desc", limit=2)
@@ -289,7 +302,9 @@ def test_feedback_is_stored_replaced_and_shown_in_the_admin(api_client, user):
         assert response.status_code == 200 and response.json() == {}
 
     feedback = MessageFeedback.objects.get()
-    assert (feedback.kind, feedback.owner, f"msg_{feedback.message_id}") == ("down", user, reply.id)
+    # The reply as streamed, under its message's client id: the stored reply.
+    assert reply.id == f"msg_s{feedback.message.client_id.hex}"
+    assert (feedback.kind, feedback.owner, feedback.message.role) == ("down", user, "assistant")
     staff = Client()
     staff.force_login(UserFactory(is_staff=True, is_superuser=True))
     page = staff.get("/admin/chat/messagefeedback/")
@@ -458,3 +473,182 @@ def test_deleting_the_account_or_thread_deletes_its_feedback(api_client, delete)
     assert not MessageFeedback.objects.exists()
     assert not Message.objects.exists()
     connection.check_constraints()
+
+
+def test_a_locked_threads_status_is_stored_shown_and_refuses_messages(api_client, user):
+    from chatkit.types import LockedStatus
+
+    from chat.chatkit_server import server
+    from chat.chatkit_store import ChatKitContext
+    from chat.views import drive
+
+    thread_id, _ = create(api_client, "hello")
+    context = ChatKitContext(user=user)
+    thread = drive(server.store.load_thread(thread_id, context))
+    assert thread.status.type == "active"
+    thread.status = LockedStatus(reason="Under review.")
+
+    drive(server.store.save_thread(thread, context))
+
+    conversation = Conversation.objects.get(pk=int(thread_id))
+    assert (conversation.thread_status, conversation.thread_status_reason) == (
+        "locked",
+        "Under review.",
+    )
+    shown = answer(
+        api_client, {"type": "threads.get_by_id", "params": {"thread_id": thread_id}}, THREAD
+    )
+    assert shown.status == LockedStatus(reason="Under review.")
+    assert threads(api_client).data[0].status == LockedStatus(reason="Under review.")
+    count = Message.objects.count()
+    refused = post(
+        api_client,
+        {
+            "type": "threads.add_user_message",
+            "params": {"thread_id": thread_id, "input": user_input("anyone?")},
+        },
+    )
+    assert_json_error(refused, 409)
+    assert "locked: Under review." in refused.json()["detail"]
+    assert Message.objects.count() == count
+    # A title change keeps the status; the REST API does not show it.
+    answer(
+        api_client,
+        {"type": "threads.update", "params": {"thread_id": thread_id, "title": "Renamed"}},
+        THREAD,
+    )
+    assert Conversation.objects.get(pk=int(thread_id)).thread_status == "locked"
+    assert "thread_status" not in api_client.get(f"/api/v1/conversations/{thread_id}/").json()
+
+
+@pytest.mark.parametrize(
+    ("status", "reason"), [(None, "a reason without a status"), ("open", None), ("", None)]
+)
+def test_the_database_refuses_a_bad_thread_status(user, status, reason):
+    from django.db import IntegrityError, transaction
+
+    conversation = ConversationFactory(owner=user)
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Conversation.objects.filter(pk=conversation.pk).update(
+            thread_status=status, thread_status_reason=reason
+        )
+
+
+def test_an_operator_closes_a_thread_in_the_admin(api_client, user):
+    thread_id, _ = create(api_client, "hello")
+    staff = Client()
+    staff.force_login(UserFactory(is_staff=True, is_superuser=True))
+    url = f"/admin/chat/conversation/{thread_id}/change/"
+
+    bad = staff.post(url, {"title": "hello", "thread_status_reason": "no status"})
+    closed = staff.post(url, {"title": "hello", "thread_status": "closed"})
+
+    assert bad.status_code == 200  # the form again, with the constraint's error
+    assert closed.status_code == 302
+    shown = answer(
+        api_client, {"type": "threads.get_by_id", "params": {"thread_id": thread_id}}, THREAD
+    )
+    assert shown.status.type == "closed" and shown.status.reason is None
+
+
+def sdk_answer(user, body):
+    """What the SDK itself answers (its parsing, our store, its models)."""
+    from chat.chatkit_server import server
+    from chat.chatkit_store import ChatKitContext
+    from chat.views import drive
+
+    return drive(server.process(json.dumps(body), ChatKitContext(user=user))).json
+
+
+def test_read_answers_are_the_sdks_own(api_client, user):
+    from chatkit.store import NotFoundError
+    from chatkit.types import ClosedStatus
+
+    from chat import chatkit_reads, services
+
+    first, _ = create(api_client, "add buy milk")
+    add(api_client, first, "complete buy milk")
+    add(api_client, first, "list my tasks")
+    second, created = create(api_client, "add call mom")
+    stream(
+        api_client,
+        {
+            "type": "threads.retry_after_item",
+            "params": {"thread_id": second, "item_id": created[1].item.id},
+        },
+    )
+    untitled = ConversationFactory(owner=user, title="")
+    add_messages(untitled, 3)
+    empty = ConversationFactory(owner=user, title="Nothing yet")
+    services.conversation_set_thread_status(
+        conversation=empty, status="closed", reason="Moved elsewhere."
+    )
+    ConversationFactory(owner=user, title="Locked").__class__.objects.filter(title="Locked").update(
+        thread_status="locked"
+    )
+    page = items(api_client, first, order="asc", limit=100)
+    cursors = [page.data[i].id for i in (0, 2, 4)] + [
+        e.item.id for e in add(api_client, first, "hello") if e.type == "thread.item.done"
+    ]
+    bodies = [
+        {"type": "threads.list", "params": {}},
+        {"type": "threads.list", "params": {"limit": 2, "order": "asc"}},
+        {"type": "threads.list", "params": {"limit": 0, "after": first}},
+        {"type": "threads.list", "params": {"limit": 500, "after": second, "order": "asc"}},
+        {"type": "threads.get_by_id", "params": {"thread_id": first}},
+        {"type": "threads.get_by_id", "params": {"thread_id": second}},
+        {"type": "threads.get_by_id", "params": {"thread_id": str(untitled.pk)}},
+        {"type": "threads.get_by_id", "params": {"thread_id": str(empty.pk)}},
+        {"type": "items.list", "params": {"thread_id": str(empty.pk)}},
+        {"type": "items.list", "params": {"thread_id": second, "order": "asc"}},
+        *(
+            {"type": "items.list", "params": {"thread_id": first, **extra}}
+            for extra in (
+                {},
+                {"limit": 2},
+                {"limit": 3, "order": "asc"},
+                {"limit": 5000, "order": "desc"},
+                *({"after": cursor, "limit": 2} for cursor in cursors),
+                *({"after": cursor, "order": "asc"} for cursor in cursors),
+            )
+        ),
+    ]
+
+    for body in bodies:
+        fast = chatkit_reads.answer(json.dumps(body).encode(), user)
+
+        assert fast is not None, body
+        assert json.loads(fast) == json.loads(sdk_answer(user, body)), body
+        adapter = THREAD if body["type"] == "threads.get_by_id" else None
+        adapter = adapter or (THREAD_PAGE if body["type"] == "threads.list" else ITEM_PAGE)
+        adapter.validate_json(fast)
+    statuses = {t.id: t.status for t in threads(api_client, limit=100).data}
+    assert statuses[str(empty.pk)] == ClosedStatus(reason="Moved elsewhere.")
+    for body in (
+        {"type": "items.list", "params": {"thread_id": first, "after": "msg_999999"}},
+        {"type": "threads.list", "params": {"after": "999999"}},
+        {"type": "items.list", "params": {"thread_id": str(ConversationFactory().pk)}},
+    ):
+        with pytest.raises(NotFoundError):
+            chatkit_reads.answer(json.dumps(body).encode(), user)
+        with pytest.raises(NotFoundError):
+            sdk_answer(user, body)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"not json",
+        b'{"type": "threads.list", "params": {"limit": "5"}}',
+        b'{"type": "threads.list", "params": {"order": "sideways"}}',
+        b'{"type": "items.list", "params": {"thread_id": 5}}',
+        b'{"type": "items.list", "params": {"thread_id": "1", "colour": "red"}}',
+        b'{"type": "threads.list", "params": {}, "extra": 1}',
+        b'{"type": "threads.delete", "params": {"thread_id": "1"}}',
+    ],
+)
+def test_a_read_of_another_shape_is_left_to_the_sdk(user, body):
+    from chat import chatkit_reads
+
+    assert chatkit_reads.answer(body, user) is None

@@ -12,7 +12,8 @@ from .filters import FilterBackend, TaskFilter, page_filters
 from .models import Priority, Task
 from .serializers import TaskSerializer, task_data
 
-# Filters whose presence takes a list off the reused compiled page (TaskViewSet.list).
+# The list's filter parameters: with none of them, a page needs no validation at all
+# (TaskViewSet.list).
 FILTER_PARAMS = tuple(TaskFilter.base_filters)
 
 

@@ -241,10 +241,15 @@ def strings_without_nul(result, generator, request, public):
     """
     components = result.setdefault("components", {}).setdefault("schemas", {})
 
+    def json_value():
+        components.setdefault("JsonValue", copy.deepcopy(JSON_VALUE))
+        return dict(JSON_VALUE_REF)
+
     def visit(schema):
+        if schema is components.get("JsonValue"):
+            return  # Typeless on purpose, and already says it all.
         if not any(key in schema for key in TYPING_KEYWORDS):
-            components.setdefault("JsonValue", copy.deepcopy(JSON_VALUE))
-            schema.update(JSON_VALUE_REF)
+            schema.update(json_value())
             return
         types = _types(schema)
         if "string" in types and not any(key in schema for key in ("format", "pattern", "enum")):
@@ -252,8 +257,7 @@ def strings_without_nul(result, generator, request, public):
         if "object" in types and schema.get("additionalProperties") is not False:
             schema.setdefault("propertyNames", {"pattern": NO_NUL_PATTERN})
             if schema.get("additionalProperties") in (None, True, {}):
-                components.setdefault("JsonValue", copy.deepcopy(JSON_VALUE))
-                schema["additionalProperties"] = dict(JSON_VALUE_REF)
+                schema["additionalProperties"] = json_value()
 
     seen = set()
     for _path, _method, operation in _operations(result):

@@ -14,7 +14,15 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from core.errors import validation_body
-from core.schema import NO_NUL_PATTERN, TYPING_KEYWORDS, _types, _varname
+from core.schema import (
+    JSON_VALUE,
+    JSON_VALUE_REF,
+    NO_NUL_PATTERN,
+    TYPING_KEYWORDS,
+    _types,
+    _varname,
+    strings_without_nul,
+)
 from testing.factories import ConversationFactory
 
 METHODS = ("get", "put", "post", "delete", "patch")
@@ -176,6 +184,45 @@ def test_nothing_a_client_sends_leaves_room_for_a_nul(schema):
             assert {"pattern", "format", "enum"} & set(node), node
         if "object" in types and node.get("additionalProperties") is not False:
             assert node["propertyNames"] == {"pattern": NO_NUL_PATTERN}, node
+
+
+def test_an_open_object_a_later_endpoint_takes_gets_the_same_rule():
+    """The hook, on a request body it has not seen yet: an object open to any key
+    (a dict field) and a free-form value both end up NUL-free at every depth."""
+    result = {
+        "paths": {
+            "/api/v1/things/": {
+                "post": {
+                    "requestBody": {
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "properties": {
+                                        "settings": {"type": ["object", "null"]},
+                                        "payload": {"description": "Anything."},
+                                    },
+                                    "additionalProperties": False,
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    strings_without_nul(result, None, None, True)
+    properties = result["paths"]["/api/v1/things/"]["post"]["requestBody"]["content"][
+        "application/json"
+    ]["schema"]["properties"]
+    assert properties["settings"] == {
+        "type": ["object", "null"],
+        "propertyNames": {"pattern": NO_NUL_PATTERN},
+        "additionalProperties": JSON_VALUE_REF,
+    }
+    assert properties["payload"] == {"description": "Anything.", **JSON_VALUE_REF}
+    # JsonValue itself is left as it is (typeless on purpose), not made a ref to itself.
+    assert result["components"]["schemas"]["JsonValue"] == JSON_VALUE
 
 
 @pytest.mark.parametrize(

@@ -28,7 +28,7 @@ from chat import services as chat_services
 from chat.models import Conversation, Message
 from chat.serializers import ConversationSerializer, conversation_data, message_row_data
 from core.errors import DomainError
-from core.parsers import json_problem
+from core.parsers import raw_json_problem
 from core.renderers import OPTIONS
 from tasks import selectors as task_selectors
 from tasks.models import Task
@@ -38,6 +38,9 @@ from .serializers import UserSerializer
 
 ROWS_PER_QUERY = 1000
 INSERTS_PER_QUERY = 1000
+# Messages are streamed to the database in batches of this many (COPY on PostgreSQL).
+MESSAGES_PER_BATCH = 5000
+ROLES = frozenset(Message.Role.values)
 
 
 # --- Export ---------------------------------------------------------------------------
@@ -164,7 +167,7 @@ def _record(raw):
         raise _Invalid(f"not valid JSON ({exc}).") from None
     if not isinstance(record, dict):
         raise _Invalid("must be a JSON object.")
-    problem = json_problem(record)
+    problem = raw_json_problem(raw, record)
     if problem:
         raise _Invalid(problem)
     return record
@@ -266,7 +269,7 @@ class _Importer:
                 "come in seq order from 1, without gaps."
             )
         role = record.get("role")
-        if role not in Message.Role.values:
+        if role not in ROLES:
             raise _Invalid(f"role must be one of {', '.join(Message.Role.values)}.")
         content = chat_services.clean_content(record.get("content"))
         tool_calls = record.get("tool_calls")
@@ -283,27 +286,24 @@ class _Importer:
             if (number, client_id) in self.client_ids:
                 raise _Invalid("client_id is used twice in this conversation.")
             self.client_ids.add((number, client_id))
+        superseded_at = record.get("superseded_at")
         conversation.message_count = seq
         self.messages.append(
             (
                 conversation,
-                Message(
-                    owner_id=self.user.pk,
-                    seq=seq,
-                    role=role,
-                    content=content,
-                    tool_calls=tool_calls,
-                    client_id=client_id,
-                    created_at=_timestamp(record, "created_at"),
-                    superseded_at=(
-                        None
-                        if record.get("superseded_at") is None
-                        else _timestamp(record, "superseded_at")
-                    ),
+                (
+                    self.user.pk,
+                    seq,
+                    role,
+                    content,
+                    tool_calls,
+                    client_id,
+                    _timestamp(record, "created_at"),
+                    None if superseded_at is None else _timestamp(record, "superseded_at"),
                 ),
             )
         )
-        if len(self.messages) >= INSERTS_PER_QUERY:
+        if len(self.messages) >= MESSAGES_PER_BATCH:
             self.flush_messages()
 
     def flush_tasks(self):
@@ -323,12 +323,11 @@ class _Importer:
     def flush_messages(self):
         if self.unsaved:
             self.flush_conversations()
-        messages = []
-        for conversation, message in self.messages:
-            message.conversation_id = conversation.pk
-            messages.append(message)
-        Message.objects.bulk_create(messages, batch_size=INSERTS_PER_QUERY)
-        self.message_count += len(messages)
+        # Rows in chat_services.CHECKED_MESSAGE_COLUMNS order, now that every
+        # conversation has its id.
+        rows = [(conversation.pk, *row) for conversation, row in self.messages]
+        chat_services.messages_insert_checked(rows)
+        self.message_count += len(rows)
         self.messages = []
 
     def finish(self):

@@ -9,7 +9,9 @@ entry point. One module per concern:
 - `floor`: the exact SQL of each request (captured in-process) and its replay alone;
 - `explain`: EXPLAIN (ANALYZE, BUFFERS) of every read query, and its check;
 - `report`: the tables and the targets;
-- `connections`: connection modes compared (not part of `bench/run`).
+- `connections`: connection modes compared (not part of `bench/run`);
+- `writes`: appends and task creates against the lean baseline `peer` (FastAPI +
+  SQLModel), interleaved (`bench/run --writes`).
 
 `load`, `capture` and `profile` are commands of their own (`python -m bench.load` ...).
 """

@@ -64,15 +64,28 @@ def statements_reset(url):
         conn.execute("SELECT pg_stat_statements_reset()")
 
 
-def statements_count(url):
-    """Statements the server ran in this database since the reset (this query excluded)."""
+# How pg_stat_statements lists the foreign-key checks PostgreSQL runs inside an
+# INSERT or UPDATE: work of that statement, not statements a request sent.
+FOREIGN_KEY_CHECK = "SELECT 1 FROM ONLY %FOR KEY SHARE OF x"
+
+
+def statement_counts(url):
+    """(statements the server sent, foreign-key checks run inside them) in this
+    database since the reset, this query excluded."""
     with psycopg.connect(url, autocommit=True) as conn:
-        row = conn.execute(
-            "SELECT COALESCE(SUM(calls), 0) FROM pg_stat_statements "
-            "WHERE query NOT ILIKE '%pg_stat_statements%' "
-            "AND dbid = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        sent, checks = conn.execute(
+            "SELECT COALESCE(SUM(calls) FILTER (WHERE query NOT LIKE %s), 0),"
+            " COALESCE(SUM(calls) FILTER (WHERE query LIKE %s), 0) FROM pg_stat_statements"
+            " WHERE query NOT ILIKE '%%pg_stat_statements%%'"
+            " AND dbid = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            (FOREIGN_KEY_CHECK, FOREIGN_KEY_CHECK),
         ).fetchone()
-    return int(row[0])
+    return int(sent), int(checks)
+
+
+def statements_count(url):
+    """Statements the server sent in this database since the reset."""
+    return statement_counts(url)[0]
 
 
 def table_rows(url):

@@ -74,8 +74,9 @@ def render(report):
     add("")
     add(
         "Concurrency 1, large dataset. ORM queries = what the ORM sent (captured in-process); "
-        "statements = what PostgreSQL ran per request (pg_stat_statements: with any "
-        "connection health check and BEGIN/COMMIT); CPU = gunicorn + PostgreSQL CPU "
+        "statements = what the server sent PostgreSQL per request (pg_stat_statements: with any "
+        "connection health check and BEGIN/COMMIT; not the foreign-key checks PostgreSQL "
+        "runs inside a write); CPU = gunicorn + PostgreSQL CPU "
         "time per request (from /proc); SQL floor = the same SQL with plain psycopg; "
         "growth = p50 large / p50 small, each the better of two interleaved runs "
         "(small, large, large, small), so that a slow spell of the shared machine does not "

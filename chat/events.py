@@ -15,7 +15,8 @@ gives the remainder once the reply is known: the deltas concatenate to exactly
 the stored reply.
 
 In-process followers do not poll the database while nothing changes: a turn run
-in this process bumps `version(turn_pk)` after each committed write.
+in this process bumps `version(turn_pk)` after each committed write, and wakes
+the followers that `listen` to it.
 """
 
 import threading
@@ -32,6 +33,7 @@ FLUSH_SECONDS = 0.25
 FLUSH_CHARS = 200
 
 _versions = {}
+_listeners = {}
 _versions_lock = threading.Lock()
 
 
@@ -40,10 +42,30 @@ def version(turn_pk):
     return _versions.get(turn_pk)
 
 
+def listen(turn_pk, wake):
+    """Call `wake()` (from the writer's thread) after each committed write of a turn
+    this process runs; returns the function that stops it."""
+    with _versions_lock:
+        _listeners.setdefault(turn_pk, set()).add(wake)
+
+    def stop():
+        with _versions_lock:
+            wakes = _listeners.get(turn_pk)
+            if wakes is not None:
+                wakes.discard(wake)
+                if not wakes:
+                    del _listeners[turn_pk]
+
+    return stop
+
+
 def _bump(turn_pk):
     with _versions_lock:
         if turn_pk in _versions:
             _versions[turn_pk] += 1
+        wakes = list(_listeners.get(turn_pk, ()))
+    for wake in wakes:
+        wake()
 
 
 def as_json(value):

@@ -105,14 +105,24 @@ class Message(models.Model):
         SYSTEM = "system"
         TOOL = "tool"
 
+    # No single-column foreign keys in the database (db_constraint=False): the
+    # composite key (conversation_id, owner_id) → the conversation's (id, owner_id)
+    # already proves that both exist (and the conversation's owner key, the user),
+    # and each extra key would cost every append a check and a row lock of its own
+    # (the user's row, shared by all of that user's concurrent writes). Deletes
+    # still cascade (Django's collector; the composite key refuses orphans).
     conversation = models.ForeignKey(
         Conversation,
         on_delete=models.CASCADE,
         related_name="messages",
         db_index=False,  # served by message_conversation_seq_unique
+        db_constraint=False,
     )
     owner = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="messages"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="messages",
+        db_constraint=False,
     )
     seq = models.PositiveIntegerField()
     role = models.CharField(max_length=16, choices=Role.choices)

@@ -4,11 +4,13 @@ Every stream is a replay of the turn's `TurnEvent` rows after a given id, then a
 follow of the rows a running turn writes, whichever process runs it, until its
 last event (`turn.done`, `turn.failed`, `turn.cancelled`). The database is the
 channel: a follower reads new rows every `POLL_SECONDS`; a turn run by this very
-process tells its followers when it wrote (`chat.events.version`), so they read
-at once and do not poll while it is silent. While nothing is sent, a comment goes
-out every `KEEPALIVE_SECONDS`. A stream never outlives its turn's lease: once the
-lease is over and no try holds the turn, the stream ends (the turn's status says
-why: a turn whose process died counts as failed).
+process wakes its followers when it wrote (`chat.events.listen`), so they read
+at once and do not poll while it is silent. A follower sleeps until then, never
+on a short tick: hundreds of open streams cost nothing while they wait. While
+nothing is sent, a comment goes out every `KEEPALIVE_SECONDS`. A stream never
+outlives its turn's lease: once the lease is over and no try holds the turn, the
+stream ends (the turn's status says why: a turn whose process died counts as
+failed).
 
 Under ASGI (`chatproject.asgi`) the stream is an async iterator that holds no
 thread while it waits (its reads run in a worker thread); under WSGI it is a
@@ -17,6 +19,7 @@ A client that goes away only ends its stream: the turn runs on.
 """
 
 import asyncio
+import threading
 import time
 
 from asgiref.sync import sync_to_async
@@ -30,7 +33,8 @@ from . import events
 from .models import TERMINAL_EVENTS, ChatTurn, TurnEvent
 
 POLL_SECONDS = 0.25
-TICK_SECONDS = 0.02
+# A follower of a turn run in this process reads at least this often anyway.
+LOCAL_READ_SECONDS = 1
 KEEPALIVE_SECONDS = 10
 KEEPALIVE = b": keep-alive\n\n"
 
@@ -56,8 +60,17 @@ class Follower:
         """Whether new rows may be there (no database access)."""
         current = events.version(self.turn_pk)
         if current is not None:
-            return current != self.seen_version or time.monotonic() - self.read_at >= 1
+            return (
+                current != self.seen_version
+                or time.monotonic() - self.read_at >= LOCAL_READ_SECONDS
+            )
         return self.seen_version is not None or time.monotonic() - self.read_at >= POLL_SECONDS
+
+    def idle_seconds(self):
+        """How long nothing can be due: no read (but a wake-up) and no keep-alive."""
+        now = time.monotonic()
+        period = LOCAL_READ_SECONDS if events.version(self.turn_pk) is not None else POLL_SECONDS
+        return max(0.0, min(self.read_at + period, self.sent_at + KEEPALIVE_SECONDS) - now)
 
     def read(self):
         """The SSE frames of the rows written since the last read (database access)."""
@@ -109,26 +122,42 @@ class Follower:
         return None
 
     def __iter__(self):
-        while not self.done:
-            if self.needs_read():
-                yield from self.read()
-                continue
-            beat = self.keepalive()
-            if beat:
-                yield beat
-            time.sleep(TICK_SECONDS)
+        woken = threading.Event()
+        stop = events.listen(self.turn_pk, woken.set)
+        try:
+            while not self.done:
+                woken.clear()
+                if self.needs_read():
+                    yield from self.read()
+                    continue
+                beat = self.keepalive()
+                if beat:
+                    yield beat
+                woken.wait(self.idle_seconds())
+        finally:
+            stop()
 
     async def __aiter__(self):
         read = sync_to_async(self.read, thread_sensitive=False)
-        while not self.done:
-            if self.needs_read():
-                for part in await read():
-                    yield part
-                continue
-            beat = self.keepalive()
-            if beat:
-                yield beat
-            await asyncio.sleep(TICK_SECONDS)
+        loop = asyncio.get_running_loop()
+        woken = asyncio.Event()
+        stop = events.listen(self.turn_pk, lambda: loop.call_soon_threadsafe(woken.set))
+        try:
+            while not self.done:
+                woken.clear()
+                if self.needs_read():
+                    for part in await read():
+                        yield part
+                    continue
+                beat = self.keepalive()
+                if beat:
+                    yield beat
+                try:
+                    await asyncio.wait_for(woken.wait(), self.idle_seconds())
+                except TimeoutError:
+                    pass
+        finally:
+            stop()
 
 
 def event_stream(request, turn, after=0):

@@ -39,14 +39,16 @@ user's message, completed tool calls); errors are never stored as messages.
 5. Cancel. `turn_cancel` records the request on the turn's row. The run sees it
    before a tool call starts (under the turn's row lock, so no tool call starts
    after a cancel was answered), when it would mark the turn succeeded (the same
-   UPDATE), and between the model's deltas and before asking the agent (at most
-   every `CANCEL_CHECK_SECONDS`). It then stores the reply so far, if any, and
-   marks the turn `cancelled`. A turn whose process died (lease expired) is
-   marked cancelled by the cancel itself.
+   UPDATE), and before asking the agent, between the model's deltas and while
+   the model says nothing (at most every `CANCEL_CHECK_SECONDS`: a streaming
+   agent is asked in a thread of its own, `_ask_while_watching`). It then stores
+   the reply so far, if any, and marks the turn `cancelled`. A turn whose process
+   died (lease expired) is marked cancelled by the cancel itself.
 """
 
 import inspect
 import logging
+import queue
 import threading
 import time
 import uuid
@@ -209,7 +211,8 @@ def turn_cancel(*, owner: AbstractBaseUser, client_id) -> ChatTurn:
     """Ask the caller's running turn to stop; returns the turn (`TurnNotFound` if none).
 
     A finished turn is left as it is. A running turn whose process is alive stops
-    within `CANCEL_CHECK_SECONDS` of its next delta or step; one whose lease has
+    within `CANCEL_CHECK_SECONDS` (a streaming agent's, even while its model is
+    silent; another's, at its next step); one whose lease has
     expired (its process died) is marked cancelled here, with its event.
     """
     with transaction.atomic():
@@ -497,15 +500,16 @@ def _ask(run, history, *, final):
     remaining = run.deadline - time.monotonic()
     if remaining <= 0:
         raise AgentTimeout()
-    kwargs = {"on_text": run.on_text} if _streams(agent) else {}
+    streams = _streams(agent)
+    ask = _ask_while_watching if streams else _ask_directly
     try:
-        step = agent.next_step(
+        step = ask(
+            run,
             history=list(history),
             tools=list(tools.TOOLS.values()),
             final=final,
             timeout=remaining,
             context=run.context,
-            **kwargs,
         )
     except (AgentFailed, AgentTimeout, AgentUnavailable, TurnCancelled):
         raise
@@ -518,9 +522,69 @@ def _ask(run, history, *, final):
         raise AgentFailed(f"The assistant did not finish within {_rounds()} rounds of tool calls.")
     if step.is_reply and not step.text.strip():
         raise AgentFailed("The assistant returned an empty answer.")
-    if step.is_reply and not kwargs:
+    if step.is_reply and not streams:
         run.events.delta(run.reply.add(step.text))
     return step
+
+
+def _ask_directly(run, **question):
+    return run.agent.next_step(**question)
+
+
+_SAID_ALL = object()
+
+
+def _ask_while_watching(run, **question):
+    """A streaming agent's next step, asked in a thread of its own while this one
+    writes its text and watches for a cancel.
+
+    A model may say nothing for seconds (thinking, or a slow first token), and its
+    agent blocks in a read meanwhile: asked here, the wait is this thread's, which
+    asks the database for a cancel every `CANCEL_CHECK_SECONDS` of silence, so a
+    cancel stops the turn within that even then. The agent's thread only queues
+    its pieces (it touches no database: the pieces are written here, on this
+    thread's connection); once this thread gives up, the agent's next piece raises
+    `TurnCancelled` in it, which ends the model's stream, and its answer is dropped.
+    """
+    pieces = queue.SimpleQueue()
+    abandoned = threading.Event()
+    answer = {}
+
+    def on_text(piece):
+        if abandoned.is_set():
+            raise TurnCancelled()
+        pieces.put(piece)
+
+    def ask():
+        try:
+            answer["step"] = run.agent.next_step(**question, on_text=on_text)
+        except BaseException as exc:  # re-raised in the turn's thread
+            answer["error"] = exc
+        finally:
+            pieces.put(_SAID_ALL)
+
+    threading.Thread(target=ask, name=f"chat-agent-{run.turn.pk}", daemon=True).start()
+    try:
+        while (piece := _next_piece(run, pieces)) is not _SAID_ALL:
+            run.on_text(piece)
+    except BaseException:
+        abandoned.set()
+        raise
+    if "error" in answer:
+        raise answer["error"]
+    return answer["step"]
+
+
+def _next_piece(run, pieces):
+    """The agent's next piece of text (or `_SAID_ALL`), checking for a cancel and the
+    turn's deadline while it is silent."""
+    while True:
+        try:
+            return pieces.get(timeout=CANCEL_CHECK_SECONDS)
+        except queue.Empty:
+            run.check_cancel(now=True)
+            if time.monotonic() > run.deadline:
+                raise AgentTimeout() from None
 
 
 def _store_step(turn, index, step, *, used_ids):

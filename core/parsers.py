@@ -42,6 +42,15 @@ def json_problem(data):
     return None
 
 
+def raw_json_problem(raw, data):
+    """`json_problem(data)` for `data` parsed from the bytes `raw`, skipping the walk
+    when `raw` shows it cannot find anything: JSON spells a NUL only as the escape
+    `\\u0000`, and nesting needs an opening bracket per level."""
+    if b"\\u0000" not in raw and raw.count(b"[") + raw.count(b"{") <= MAX_DEPTH:
+        return None
+    return json_problem(data)
+
+
 class StrictJSONParser(BaseParser):
     media_type = "application/json"
 
@@ -54,7 +63,7 @@ class StrictJSONParser(BaseParser):
             data = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
             raise ParseError(f"JSON parse error: {exc}") from None
-        problem = json_problem(data)
+        problem = raw_json_problem(body, data)
         if problem:
             raise ParseError(problem)
         return data

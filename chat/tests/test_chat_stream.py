@@ -85,6 +85,15 @@ class PausingAgent:
         return Step(text="Done.")
 
 
+class SilentAgent:
+    """Thinks for 5 s before it says anything, as a slow model may."""
+
+    def next_step(self, *, history, tools, final, timeout, context, on_text=None):
+        time.sleep(5)
+        on_text("Too late.")
+        return Step(text="Too late.")
+
+
 class FlakyAgent:
     """Fails the first time it is asked in a process, then answers."""
 
@@ -321,6 +330,27 @@ def test_a_cancel_stops_a_running_turn_and_stores_the_reply_so_far(api_client, s
     assert retry.status_code == 200 and retry.json() == outcome
 
 
+def test_a_cancel_stops_a_turn_whose_model_has_said_nothing_yet(api_client, settings):
+    settings.CHAT_AGENT = "chat.tests.test_chat_stream.SilentAgent"
+    client_id = str(uuid.uuid4())
+    response = api_client.post(URL, {"message": "think", "client_id": client_id}, **STREAM)
+    parts = iter(response.streaming_content)
+    seen = next(parts).decode()
+    assert "turn.started" in seen
+
+    started = time.monotonic()
+    api_client.post(turn_url(client_id, "cancel/"))
+    rest = b"".join(parts).decode()
+    stopped_after = time.monotonic() - started
+
+    got = parse(seen + rest)[0]
+    assert [e.name for e in got] == ["turn.started", "turn.cancelled"]
+    assert stopped_after < 2
+    assert got[-1].data["assistant_message"] is None
+    assert api_client.get(turn_url(client_id)).json()["status"] == "cancelled"
+    assert not Message.objects.filter(role="assistant").exists()
+
+
 def test_a_client_that_disconnects_does_not_stop_its_turn(api_client, slow_agent, monkeypatch):
     monkeypatch.setattr(SlowAgent, "words", 30)
     client_id = str(uuid.uuid4())
@@ -358,6 +388,24 @@ def test_a_silent_turn_sends_keep_alive_comments(api_client, settings, monkeypat
     events_, comments = parse(body)
     assert events_[-1].name == "turn.done"
     assert "keep-alive" in comments
+
+
+def test_a_stream_of_a_silent_turn_sleeps_until_the_turn_writes(api_client, settings, monkeypatch):
+    """Hundreds of open streams must cost nothing while they wait: a follower of a
+    turn run in this process is woken by its writes, not by a short tick."""
+    settings.CHAT_AGENT = "chat.tests.test_chat_stream.PausingAgent"
+    checks = []
+    needs_read = streams.Follower.needs_read
+    monkeypatch.setattr(
+        streams.Follower, "needs_read", lambda self: checks.append(1) or needs_read(self)
+    )
+
+    started = time.monotonic()
+    body = body_of(api_client.post(URL, {"message": "talk"}, **STREAM))
+
+    assert parse(body)[0][-1].name == "turn.done"
+    assert time.monotonic() - started >= 0.5  # the agent's pause
+    assert len(checks) <= 12  # a 20 ms tick would have checked 25 times in the pause
 
 
 def test_a_stream_ends_with_its_turns_lease(api_client, user):

@@ -156,3 +156,26 @@ def test_a_turns_owner_cannot_differ_from_its_conversations(chatted, new_owner):
         ChatTurn.objects.filter(conversation=conversation).update(owner=new_owner)
         check_deferred_constraints()
     assert not ChatTurn.objects.filter(owner=new_owner).exists()
+
+
+def test_a_message_of_a_conversation_that_does_not_exist_cannot_be_stored(old_owner):
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Message.objects.create(
+            conversation_id=2**31 - 1, owner=old_owner, seq=1, role="user", content="orphan"
+        )
+        check_deferred_constraints()
+    assert not Message.objects.filter(owner=old_owner).exists()
+
+
+@pytest.mark.postgres
+def test_a_messages_one_foreign_key_is_the_composite_one(db):
+    """Single-column keys on conversation_id and owner_id would only add a check and a
+    row lock to every append (chat/migrations/0009)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint"
+            " WHERE conrelid = 'chat_message'::regclass AND contype = 'f'"
+        )
+        keys = cursor.fetchall()
+    assert [name for name, _ in keys] == ["chat_message_conversation_owner_fk"]
+    assert "(conversation_id, owner_id) REFERENCES chat_conversation(id, owner_id)" in keys[0][1]

@@ -14,7 +14,6 @@ changed by a refused request.
 
 import asyncio
 import logging
-import time
 from collections.abc import AsyncIterator, Iterator
 from types import SimpleNamespace
 
@@ -213,15 +212,15 @@ def _results(step, result):
             )
 
 
-async def pause(seconds):
-    """Wait: `time.sleep` when the SDK is driven without an event loop (the request's
-    thread is the stream's), `asyncio.sleep` in one."""
+async def pause_for(follower):
+    """Wait for the turn's next write: in the thread when the SDK is driven without an
+    event loop (the request's thread is the stream's), in the loop when there is one."""
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        time.sleep(seconds)
+        follower.wait()
         return
-    await asyncio.sleep(seconds)
+    await follower.wait_async()
 
 
 def cancel_turn(context: ChatKitContext) -> None:
@@ -320,13 +319,16 @@ class TodoChatKitServer(ChatKitServer[ChatKitContext]):
             thread.id, turn, context, skip_user_pk=stored.pk if stored else None
         )
         follower = streams.Follower(turn, after=0)
-        while not follower.done:
-            if not follower.needs_read():
-                await pause(streams.TICK_SECONDS)
-                continue
-            for _, name, data in await run_sync(follower.read_rows):
-                for event in translation.feed(name, orjson.loads(data)):
-                    yield event
+        try:
+            while not follower.done:
+                if not follower.needs_read():
+                    await pause_for(follower)
+                    continue
+                for _, name, data in await run_sync(follower.read_rows):
+                    for event in translation.feed(name, orjson.loads(data)):
+                        yield event
+        finally:
+            follower.close()
         context.turn_ended = True
         if not translation.ended:
             raise CustomStreamError("The turn stopped before it finished.", allow_retry=True)

@@ -79,6 +79,8 @@ class Conversation(models.Model):
                 fields=["owner", "archived", "pinned", "updated_at", "id"],
                 name="conversation_owner_list",
             ),
+            # ChatKit's threads.list: one owner's conversations by activity alone.
+            models.Index(fields=["owner", "updated_at", "id"], name="conversation_owner_activity"),
             # Retention (`manage.py purge`): the conversations idle the longest.
             models.Index(fields=["updated_at", "id"], name="conversation_activity"),
         ]

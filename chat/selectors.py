@@ -136,9 +136,8 @@ CHATKIT_ITEM_ROLES = (Message.Role.USER, Message.Role.ASSISTANT)
 
 def thread_page(owner, *, limit, after=None, descending=True):
     """Up to `limit` + 1 of the owner's conversations in activity order, after the
-    conversation `after` (one the caller owns, or None), from the cursor's key. No
-    index leads with (owner, updated_at): PostgreSQL walks `conversation_activity`
-    and keeps the owner's rows, or sorts the owner's conversations (docs/chatkit.md)."""
+    conversation `after` (one the caller owns, or None), from the cursor's key, along
+    the index conversation_owner_activity."""
     conversations = conversations_of(owner)
     if after is not None:
         key = Q(updated_at=after.updated_at) & (

@@ -55,6 +55,9 @@ class Follower:
         self.read_at = float("-inf")
         self.sent_at = time.monotonic()
         self.done = False
+        self._thread_wake = None
+        self._async_wake = None
+        self._stops = []
 
     def needs_read(self):
         """Whether new rows may be there (no database access)."""
@@ -126,30 +129,49 @@ class Follower:
             return KEEPALIVE
         return None
 
+    def wait(self):
+        """Sleep until a read or a keep-alive may be due, or this process's run of the
+        turn writes (blocks the thread)."""
+        if self._thread_wake is None:
+            self._thread_wake = threading.Event()
+            self._stops.append(events.listen(self.turn_pk, self._thread_wake.set))
+        self._thread_wake.wait(self.idle_seconds())
+        self._thread_wake.clear()  # `needs_read` compares versions: no write is missed
+
+    async def wait_async(self):
+        """`wait` for an event loop: holds no thread while it waits."""
+        if self._async_wake is None:
+            loop, self._async_wake = asyncio.get_running_loop(), asyncio.Event()
+            wake = self._async_wake.set
+            self._stops.append(events.listen(self.turn_pk, lambda: loop.call_soon_threadsafe(wake)))
+        try:
+            await asyncio.wait_for(self._async_wake.wait(), self.idle_seconds())
+        except TimeoutError:
+            pass
+        self._async_wake.clear()
+
+    def close(self):
+        """Stop being woken by the turn's writes."""
+        while self._stops:
+            self._stops.pop()()
+
     def __iter__(self):
-        woken = threading.Event()
-        stop = events.listen(self.turn_pk, woken.set)
         try:
             while not self.done:
-                woken.clear()
                 if self.needs_read():
                     yield from self.read()
                     continue
                 beat = self.keepalive()
                 if beat:
                     yield beat
-                woken.wait(self.idle_seconds())
+                self.wait()
         finally:
-            stop()
+            self.close()
 
     async def __aiter__(self):
         read = sync_to_async(self.read, thread_sensitive=False)
-        loop = asyncio.get_running_loop()
-        woken = asyncio.Event()
-        stop = events.listen(self.turn_pk, lambda: loop.call_soon_threadsafe(woken.set))
         try:
             while not self.done:
-                woken.clear()
                 if self.needs_read():
                     for part in await read():
                         yield part
@@ -157,12 +179,9 @@ class Follower:
                 beat = self.keepalive()
                 if beat:
                     yield beat
-                try:
-                    await asyncio.wait_for(woken.wait(), self.idle_seconds())
-                except TimeoutError:
-                    pass
+                await self.wait_async()
         finally:
-            stop()
+            self.close()
 
 
 def event_stream(request, turn, after=0):

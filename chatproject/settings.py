@@ -296,6 +296,7 @@ SPECTACULAR_SETTINGS = {
         "every error is JSON."
     ),
     "VERSION": "1.0.0",
+    "OAS_VERSION": "3.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
@@ -307,8 +308,8 @@ SPECTACULAR_SETTINGS = {
         "core.schema.public_operations",
         "core.schema.error_responses",
         "core.schema.required_response_fields",
-        "core.schema.strings_without_nul",
         "core.schema.closed_request_objects",
+        "core.schema.strings_without_nul",
         "core.schema.enum_varnames",
     ],
 }

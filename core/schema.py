@@ -11,13 +11,15 @@ without a cast:
   as the one `ValidationError` component, every other error as `Error`.
 - `required_response_fields`: every property of an object the server answers is
   `required` (the server always sends all of them, `null` where nullable).
-- `strings_without_nul`: request strings say, with a `pattern`, that a NUL
-  character is refused (PostgreSQL stores none; core/parsers.py refuses it).
 - `closed_request_objects`: a request body lists every property it may have.
+- `strings_without_nul`: request strings say, with a `pattern`, that a NUL
+  character is refused (PostgreSQL stores none; core/parsers.py refuses it), and
+  so does a free-form JSON value a client sends (`JsonValue`), in its keys too.
 - `enum_varnames`: `x-enum-varnames` on every string enum, so that `-created_at`
   is `CREATED_AT_DESC` in a generated client, not `VALUE_0`.
 """
 
+import copy
 import re
 
 from rest_framework.serializers import BaseSerializer
@@ -64,6 +66,30 @@ DESCRIPTIONS = {
 
 # What a string in a request body or query must match: no NUL character.
 NO_NUL_PATTERN = "^[^\\u0000]*$"
+# Any JSON value with no NUL in a string or a key, at any depth: what the server
+# accepts where a request takes free-form JSON (a message's `tool_calls`). A JSON
+# Schema with no `type` allows every type, and each keyword applies only to its
+# own: `pattern` to strings, `items` to arrays, `propertyNames` to an object's
+# keys, and (through `if`/`then`) `additionalProperties` to an object's values.
+# `propertyNames` needs OpenAPI 3.1 (JSON Schema 2020-12): in 3.0 nothing
+# constrains the keys of a free-form object, so the schema called valid bodies the
+# server refuses. The object rule sits under `then` because openapi-typescript
+# reads a bare `additionalProperties` as "this is an object" (a generated client
+# would then refuse strings and arrays), and openapi-python-client cannot generate
+# a recursive `anyOf` of the six types; both read this schema as any value.
+JSON_VALUE_REF = {"$ref": "#/components/schemas/JsonValue"}
+JSON_VALUE = {
+    "description": (
+        "Any JSON value (object, array, string, number, boolean or null) with no NUL "
+        "character in a string or an object's key, at any depth."
+    ),
+    "pattern": NO_NUL_PATTERN,
+    "items": JSON_VALUE_REF,
+    "propertyNames": {"pattern": NO_NUL_PATTERN},
+    "if": {"type": "object"},
+    "then": {"additionalProperties": JSON_VALUE_REF},
+}
+
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 
 
@@ -186,21 +212,52 @@ def _from_serializer(generator, name):
     return component is not None and isinstance(component.object, BaseSerializer)
 
 
-def strings_without_nul(result, generator, request, public):
-    """A `pattern` refusing NUL on every free-form string a client sends.
+def _types(schema):
+    """The JSON types a schema names: `"string"` and `["string", "null"]` alike."""
+    kind = schema.get("type", [])
+    return [kind] if isinstance(kind, str) else list(kind)
 
-    The server refuses a NUL anywhere in a body or a query parameter (a 400); the
-    pattern says so, so that a client (or a fuzzer) that honours the schema never
-    sends one. Strings with a format or a pattern of their own, and enums, have
-    no room for a NUL already.
+
+# A schema with none of these keywords allows any JSON value (`{}`, or only a
+# description): drf-spectacular's form of a free-form JSON field.
+TYPING_KEYWORDS = ("type", "$ref", "oneOf", "anyOf", "allOf", "enum", "const", "not")
+
+
+def strings_without_nul(result, generator, request, public):
+    """No NUL in anything a client sends, said by the schema.
+
+    The server refuses a NUL anywhere in a body or a query parameter (a 400),
+    in a key as well as in a string; the schema says so, so that a client (or a
+    fuzzer) that honours it never sends one:
+
+    - a free-form string gets `pattern: NO_NUL_PATTERN` (strings with a format or
+      a pattern of their own, and enums, have no room for a NUL already);
+    - a free-form JSON value becomes the `JsonValue` component (no NUL in any
+      string or key, at any depth);
+    - an object open to keys it does not list gets `propertyNames` with the same
+      pattern, and `JsonValue` as the schema of values it does not describe.
+
+    Runs after `closed_request_objects`: a closed object names every key it takes.
     """
-    components = result.get("components", {}).get("schemas", {})
+    components = result.setdefault("components", {}).setdefault("schemas", {})
+
+    def json_value():
+        components.setdefault("JsonValue", copy.deepcopy(JSON_VALUE))
+        return dict(JSON_VALUE_REF)
 
     def visit(schema):
-        if schema.get("type") != "string":
+        if schema is components.get("JsonValue"):
+            return  # Typeless on purpose, and already says it all.
+        if not any(key in schema for key in TYPING_KEYWORDS):
+            schema.update(json_value())
             return
-        if not any(key in schema for key in ("format", "pattern", "enum")):
+        types = _types(schema)
+        if "string" in types and not any(key in schema for key in ("format", "pattern", "enum")):
             schema["pattern"] = NO_NUL_PATTERN
+        if "object" in types and schema.get("additionalProperties") is not False:
+            schema.setdefault("propertyNames", {"pattern": NO_NUL_PATTERN})
+            if schema.get("additionalProperties") in (None, True, {}):
+                schema["additionalProperties"] = json_value()
 
     seen = set()
     for _path, _method, operation in _operations(result):

@@ -81,7 +81,11 @@ def sample(schema, name=""):
         return sample((schema.get("oneOf") or schema.get("anyOf"))[0], name)
     if "allOf" in schema:
         return sample(schema["allOf"][0], name)
-    kind = schema.get("type")
+    # OpenAPI 3.1: a nullable type is a list, `["string", "null"]`.
+    kinds = schema.get("type")
+    kinds = [kinds] if isinstance(kinds, str) else list(kinds or [])
+    nullable = "null" in kinds
+    kind = next((kind for kind in kinds if kind != "null"), None)
     if kind == "object" or "properties" in schema:
         return {
             key: sample(value, key)
@@ -102,7 +106,7 @@ def sample(schema, name=""):
         if schema.get("format") == "date-time":
             return "2030-01-01T00:00:00Z"
         return "isolation probe"[: schema.get("maxLength", 100)]
-    if name == "tool_calls" or schema.get("nullable"):
+    if name == "tool_calls" or nullable:
         return None
     return "isolation probe"
 

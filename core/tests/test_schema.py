@@ -8,10 +8,22 @@ import re
 
 import pytest
 from django.test import Client
+from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
 
 from core.errors import validation_body
-from core.schema import NO_NUL_PATTERN, _varname
+from core.schema import (
+    JSON_VALUE,
+    JSON_VALUE_REF,
+    NO_NUL_PATTERN,
+    TYPING_KEYWORDS,
+    _types,
+    _varname,
+    strings_without_nul,
+)
+from testing.factories import ConversationFactory
 
 METHODS = ("get", "put", "post", "delete", "patch")
 PUBLIC = {
@@ -41,8 +53,29 @@ def operations(schema):
                 yield path, method, item[method]
 
 
-def test_schema_is_valid_openapi(schema):
+def test_schema_is_valid_openapi_3_1(schema):
+    """3.1, for `propertyNames` (see core/schema.py's JSON_VALUE); 3.0's `nullable`
+    means nothing in 3.1, where a nullable type lists "null"."""
+    assert schema["openapi"] == "3.1.0"
     validate(schema)
+    assert "nullable" not in _keys(schema)
+
+
+def _keys(node):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield key
+            yield from _keys(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _keys(value)
+
+
+def request_body_validator(schema, name):
+    """A JSON Schema 2020-12 validator for the component `name` of the served schema."""
+    resource = Resource.from_contents(schema, default_specification=DRAFT202012)
+    registry = Registry().with_resource("urn:api", resource)
+    return Draft202012Validator({"$ref": f"urn:api#/components/schemas/{name}"}, registry=registry)
 
 
 def test_every_400_is_the_one_validation_error(schema):
@@ -92,7 +125,10 @@ def test_tool_calls_are_typed(schema):
     call = components["ChatToolCall"]["properties"]
     assert call["arguments"] == {"$ref": "#/components/schemas/ToolArguments"}
     assert components["ToolArguments"]["type"] == "object"
-    assert call["result"]["allOf"] == [{"$ref": "#/components/schemas/ToolResult"}]
+    assert call["result"]["oneOf"] == [
+        {"$ref": "#/components/schemas/ToolResult"},
+        {"type": "null"},
+    ]
     assert components["ToolResult"]["required"] == ["ok"]
 
 
@@ -107,6 +143,115 @@ def test_request_strings_say_they_refuse_nul(schema, api_client):
     assert list(response.json()) == ["detail"]
     assert re.fullmatch(NO_NUL_PATTERN, "a\x00b") is None
     assert re.fullmatch(NO_NUL_PATTERN, "ab\u00e9\n") is not None
+
+
+def _request_schemas(schema):
+    """Every schema nested in a request body or a query parameter, `$ref`s followed once."""
+    components = schema["components"]["schemas"]
+    seen, stack = set(), []
+    for _path, _method, operation in operations(schema):
+        for media in operation.get("requestBody", {}).get("content", {}).values():
+            stack.append(media["schema"])
+        stack += [parameter["schema"] for parameter in operation.get("parameters", [])]
+    while stack:
+        node = stack.pop()
+        if "$ref" in node:
+            name = node["$ref"].rsplit("/", 1)[-1]
+            if name not in seen:
+                seen.add(name)
+                stack.append(components[name])
+            continue
+        yield node
+        stack += list(node.get("properties", {}).values())
+        stack += [
+            node[key]
+            for key in ("items", "additionalProperties")
+            if isinstance(node.get(key), dict)
+        ]
+        for key in ("oneOf", "anyOf", "allOf"):
+            stack += node.get(key, [])
+
+
+def test_nothing_a_client_sends_leaves_room_for_a_nul(schema):
+    """Every request string, and every key of an open object, carries the pattern;
+    a free-form value is the JsonValue component, which carries it at every depth."""
+    for node in _request_schemas(schema):
+        types = _types(node)
+        if not any(key in node for key in TYPING_KEYWORDS):
+            assert node.get("pattern") == NO_NUL_PATTERN, node
+            assert node["propertyNames"] == {"pattern": NO_NUL_PATTERN}, node
+        if "string" in types:
+            assert {"pattern", "format", "enum"} & set(node), node
+        if "object" in types and node.get("additionalProperties") is not False:
+            assert node["propertyNames"] == {"pattern": NO_NUL_PATTERN}, node
+
+
+def test_an_open_object_a_later_endpoint_takes_gets_the_same_rule():
+    """The hook, on a request body it has not seen yet: an object open to any key
+    (a dict field) and a free-form value both end up NUL-free at every depth."""
+    result = {
+        "paths": {
+            "/api/v1/things/": {
+                "post": {
+                    "requestBody": {
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "properties": {
+                                        "settings": {"type": ["object", "null"]},
+                                        "payload": {"description": "Anything."},
+                                    },
+                                    "additionalProperties": False,
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    strings_without_nul(result, None, None, True)
+    properties = result["paths"]["/api/v1/things/"]["post"]["requestBody"]["content"][
+        "application/json"
+    ]["schema"]["properties"]
+    assert properties["settings"] == {
+        "type": ["object", "null"],
+        "propertyNames": {"pattern": NO_NUL_PATTERN},
+        "additionalProperties": JSON_VALUE_REF,
+    }
+    assert properties["payload"] == {"description": "Anything.", **JSON_VALUE_REF}
+    # JsonValue itself is left as it is (typeless on purpose), not made a ref to itself.
+    assert result["components"]["schemas"]["JsonValue"] == JSON_VALUE
+
+
+@pytest.mark.parametrize(
+    ("tool_calls", "accepted"),
+    [
+        ([{"id": "c1", "args": {"nested": [1, 2.5, True, None, {"k": "v\u00e9"}]}}], True),
+        ([], True),
+        (None, True),
+        (["a\x00b"], False),
+        ([{"id": "c1", "args": {"nested": ["ok", {"k": "a\x00"}]}}], False),
+        ([{"id": "c1", "args": {"ke\x00y": 1}}], False),
+        ([{"\x00": None}], False),
+        ({"not": "an array"}, False),
+    ],
+)
+def test_message_tool_calls_schema_says_what_the_server_accepts(
+    schema, api_client, user, tool_calls, accepted
+):
+    """A NUL nested anywhere in `tool_calls`, in a key or a string, is refused by the
+    server and invalid by the schema; anything else JSON is valid and accepted."""
+    conversation = ConversationFactory(owner=user)
+    body = {"role": "assistant", "content": "Done.", "tool_calls": tool_calls}
+    assert request_body_validator(schema, "MessageRequest").is_valid(body) is accepted
+    response = api_client.post(
+        f"/api/v1/conversations/{conversation.pk}/messages/", body, format="json"
+    )
+    assert response.status_code == (201 if accepted else 400), response.json()
+    if accepted:
+        assert response.json()["tool_calls"] == tool_calls
 
 
 def test_path_parameters_are_named_alike(schema):

@@ -22,39 +22,15 @@ p50 wall and CPU time per request and the ratio; the target is p50 ChatKit / RES
 """
 
 import argparse
-import io
 import json
 import os
 import statistics
 import sys
 import time
 
+from .profile import environ_for
+
 TARGET = 1.2
-
-
-def environ_for(path, token, method="GET", body=b""):
-    return {
-        "REQUEST_METHOD": method,
-        "SCRIPT_NAME": "",
-        "PATH_INFO": path.split("?")[0],
-        "QUERY_STRING": path.partition("?")[2],
-        "SERVER_NAME": "127.0.0.1",
-        "SERVER_PORT": "8000",
-        "HTTP_HOST": "127.0.0.1:8000",
-        "SERVER_PROTOCOL": "HTTP/1.1",
-        "REMOTE_ADDR": "127.0.0.1",
-        "HTTP_ACCEPT": "application/json",
-        "HTTP_AUTHORIZATION": f"Bearer {token}",
-        "CONTENT_TYPE": "application/json" if body else "",
-        "CONTENT_LENGTH": str(len(body)) if body else "",
-        "wsgi.version": (1, 0),
-        "wsgi.url_scheme": "http",
-        "wsgi.input": io.BytesIO(body),
-        "wsgi.errors": sys.stderr,
-        "wsgi.multithread": True,
-        "wsgi.multiprocess": True,
-        "wsgi.run_once": False,
-    }
 
 
 def main(argv=None):

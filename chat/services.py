@@ -5,7 +5,6 @@ the conversation's row lock, so `seq` follows commit order with no gap or repeat
 and `message_count` and `updated_at` never lose an update.
 """
 
-import contextlib
 import uuid
 
 import orjson
@@ -333,26 +332,38 @@ def message_append(
         raise ConversationNotFound() from None
 
 
-# The lock, the count and the insert in one statement (PostgreSQL): the UPDATE takes
-# the conversation's row lock and numbers the message, the INSERT stores it; both
-# commit together or not at all, so seq stays gap-free and message_count exact. The
-# time is read once the lock is held (clock_timestamp() in the UPDATE, which
-# PostgreSQL evaluates again after waiting for the lock), so created_at follows seq.
+# The lock, the insert and the count in one statement (PostgreSQL). The SELECT ...
+# FOR UPDATE takes the conversation's row lock and numbers the message from the
+# newest version of the row (READ COMMITTED re-reads a row it waited for), the
+# INSERT stores it, the UPDATE counts it; all commit together or not at all, so
+# seq stays gap-free and message_count exact. The time is read once the lock is
+# held (clock_timestamp() in the locking SELECT, evaluated again after a wait), so
+# created_at follows seq. A client_id already stored inserts nothing (ON CONFLICT
+# on its unique index, checked against committed rows, not the snapshot) and so
+# counts nothing: the statement answers no row and never fails, so inside a
+# caller's transaction it needs no savepoint.
 APPEND_SQL = """
 WITH conversation AS (
-    UPDATE chat_conversation
-    SET message_count = message_count + 1,
-        updated_at = GREATEST(updated_at, clock_timestamp())
+    SELECT id, owner_id, message_count + 1 AS seq,
+           GREATEST(updated_at, clock_timestamp()) AS at
+    FROM chat_conversation
     WHERE id = %(conversation_id)s AND owner_id = %(owner_id)s
         AND NOT (archived AND %(refuse_archived)s)
-    RETURNING id, owner_id, message_count, updated_at
+    FOR UPDATE
+), message AS (
+    INSERT INTO chat_message
+        (conversation_id, owner_id, seq, role, content, tool_calls, client_id, created_at)
+    SELECT id, owner_id, seq, %(role)s, %(content)s, %(tool_calls)s, %(client_id)s, at
+    FROM conversation
+    ON CONFLICT (conversation_id, client_id) WHERE client_id IS NOT NULL DO NOTHING
+    RETURNING id, conversation_id, owner_id, seq, created_at
 )
-INSERT INTO chat_message
-    (conversation_id, owner_id, seq, role, content, tool_calls, client_id, created_at)
-SELECT id, owner_id, message_count, %(role)s, %(content)s, %(tool_calls)s, %(client_id)s,
-       updated_at
-FROM conversation
-RETURNING id, conversation_id, owner_id, seq, created_at
+UPDATE chat_conversation
+SET message_count = message.seq, updated_at = message.created_at
+FROM message
+WHERE chat_conversation.id = message.conversation_id
+RETURNING message.id, message.conversation_id, message.owner_id, message.seq,
+    message.created_at
 """
 
 
@@ -401,12 +412,11 @@ def messages_insert_checked(rows):
 def _append_in_one_statement(
     *, owner, conversation_id, role, content, tool_calls, client_id, refuse_archived
 ):
-    """`message_append` on PostgreSQL: one statement (APPEND_SQL) and no transaction
-    block around it when the caller has none, so one round trip.
+    """`message_append` on PostgreSQL: one statement (APPEND_SQL), in the caller's
+    transaction if it has one (no savepoint) or as its own.
 
-    A `client_id` already stored makes the INSERT fail on its unique index, which
-    undoes the UPDATE too (one statement); the stored message is then read and
-    compared, as in `_append_locked`.
+    A `client_id` already stored inserts nothing; the stored message is then read
+    and compared, as in `_append_locked`.
     """
     try:
         conversation_id = int(conversation_id)
@@ -426,26 +436,13 @@ def _append_in_one_statement(
         "client_id": client_id,
         "refuse_archived": refuse_archived,
     }
-    # Alone, the statement is its own transaction; inside the caller's, a savepoint
-    # keeps a refused client_id from aborting it.
-    block = (
-        transaction.atomic(using=connection.alias)
-        if connection.in_atomic_block
-        else contextlib.nullcontext()
-    )
-    try:
-        with block:
-            with connection.cursor() as cursor:
-                cursor.execute(APPEND_SQL, params)
-                row = cursor.fetchone()
-    except IntegrityError:
-        if client_id is None:
-            raise ConversationNotFound() from None  # deleted between lock and insert
-        return _stored_retry(owner, conversation_id, role, content, tool_calls, client_id)
+    with connection.cursor() as cursor:
+        cursor.execute(APPEND_SQL, params)
+        row = cursor.fetchone()
     if row is None:
-        if refuse_archived and conversations_of(owner).filter(pk=conversation_id).exists():
-            raise ConversationArchived()
-        raise ConversationNotFound()
+        return _not_appended(
+            owner, conversation_id, role, content, tool_calls, client_id, refuse_archived
+        )
     message_id, conversation_pk, owner_id, seq, created_at = row
     message = Message(
         id=message_id,
@@ -463,14 +460,19 @@ def _append_in_one_statement(
     return message, True
 
 
-def _stored_retry(owner, conversation_id, role, content, tool_calls, client_id):
-    """The message stored earlier with `client_id`, if it is the same message."""
-    stored = Message.objects.filter(
-        owner=owner, conversation_id=conversation_id, client_id=client_id
-    ).first()
-    if stored is None:
-        raise ConversationNotFound()
-    return _replayed(stored, role, content, tool_calls)
+def _not_appended(owner, conversation_id, role, content, tool_calls, client_id, refuse_archived):
+    """Why APPEND_SQL stored nothing: the message stored earlier with `client_id`
+    (`_replayed`), or an archived (`ConversationArchived`) or missing conversation."""
+    conversation = conversations_of(owner).filter(pk=conversation_id)
+    if client_id is not None:
+        stored = Message.objects.filter(
+            owner=owner, conversation_id=conversation_id, client_id=client_id
+        ).first()
+        if stored is not None:
+            return _replayed(stored, role, content, tool_calls)
+    if refuse_archived and conversation.exists():
+        raise ConversationArchived()
+    raise ConversationNotFound()
 
 
 def _replayed(stored, role, content, tool_calls):

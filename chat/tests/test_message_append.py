@@ -156,3 +156,50 @@ def test_an_append_is_one_statement_on_postgresql(user, assert_max_queries):
     conversation.refresh_from_db()
     assert (created, message.seq, conversation.message_count) == (True, 1, 1)
     assert conversation.updated_at == message.created_at
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_retried_append_inside_a_transaction_needs_no_savepoint_and_keeps_it_usable(user):
+    """A chat turn appends inside its own transactions: a client_id already stored
+    must neither abort them nor cost a savepoint, and must not be counted."""
+    from django.db import connection, transaction
+    from django.test.utils import CaptureQueriesContext
+
+    conversation = ConversationFactory(owner=user)
+    client_id = uuid.uuid4()
+    with CaptureQueriesContext(connection) as captured, transaction.atomic():
+        first, created = services.message_append(
+            owner=user,
+            conversation_id=conversation.pk,
+            role="user",
+            content="hi",
+            client_id=client_id,
+        )
+        again, created_again = services.message_append(
+            owner=user,
+            conversation_id=conversation.pk,
+            role="user",
+            content="hi",
+            client_id=client_id,
+        )
+        with pytest.raises(services.ClientIdReused):
+            services.message_append(
+                owner=user,
+                conversation_id=conversation.pk,
+                role="user",
+                content="other",
+                client_id=client_id,
+            )
+        after, _ = services.message_append(
+            owner=user, conversation_id=conversation.pk, role="user", content="next"
+        )
+
+    assert not [q for q in captured.captured_queries if "SAVEPOINT" in q["sql"]]
+    assert (created, created_again, again.pk) == (True, False, first.pk)
+    conversation.refresh_from_db()
+    assert (after.seq, conversation.message_count) == (2, 2)
+    assert list(conversation.messages.order_by("seq").values_list("content", flat=True)) == [
+        "hi",
+        "next",
+    ]

@@ -124,9 +124,11 @@ class EventLog:
         with _versions_lock:
             _versions.pop(self.turn.pk, None)
 
-    def add(self, name, data):
-        """Write the pending text (if any) and this event, in one statement."""
+    def add(self, name, data, *more):
+        """Write the pending text (if any) and this event (and the `(name, data)`
+        pairs of `more` after it), in one statement."""
         rows = [*self._pending_rows(), self._row(name, data)]
+        rows += [self._row(*event) for event in more]
         TurnEvent.objects.bulk_create(rows)
         transaction.on_commit(lambda: _bump(self.turn.pk))
 
@@ -139,9 +141,10 @@ class EventLog:
             self.flush()
 
     def flush(self):
-        rows = self._pending_rows()
-        if rows:
-            TurnEvent.objects.bulk_create(rows)
+        """Write the pending text as one `message.delta` row: one INSERT, which
+        outside a transaction is its own (bulk_create would add BEGIN and COMMIT)."""
+        for row in self._pending_rows():
+            row.save(force_insert=True)
             transaction.on_commit(lambda: _bump(self.turn.pk))
 
     def discard(self):

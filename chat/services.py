@@ -356,14 +356,14 @@ WITH conversation AS (
     SELECT id, owner_id, seq, %(role)s, %(content)s, %(tool_calls)s, %(client_id)s, at
     FROM conversation
     ON CONFLICT (conversation_id, client_id) WHERE client_id IS NOT NULL DO NOTHING
-    RETURNING id, conversation_id, owner_id, seq, created_at
+    RETURNING id, conversation_id, owner_id, seq, created_at, tool_calls
 )
 UPDATE chat_conversation
 SET message_count = message.seq, updated_at = message.created_at
 FROM message
 WHERE chat_conversation.id = message.conversation_id
 RETURNING message.id, message.conversation_id, message.owner_id, message.seq,
-    message.created_at
+    message.created_at, message.tool_calls
 """
 
 
@@ -416,7 +416,8 @@ def _append_in_one_statement(
     transaction if it has one (no savepoint) or as its own.
 
     A `client_id` already stored inserts nothing; the stored message is then read
-    and compared, as in `_append_locked`.
+    and compared, as in `_append_locked`. The message returned carries `tool_calls`
+    as stored (jsonb orders an object's keys), so it equals the message read back.
     """
     try:
         conversation_id = int(conversation_id)
@@ -443,7 +444,8 @@ def _append_in_one_statement(
         return _not_appended(
             owner, conversation_id, role, content, tool_calls, client_id, refuse_archived
         )
-    message_id, conversation_pk, owner_id, seq, created_at = row
+    message_id, conversation_pk, owner_id, seq, created_at, stored_tool_calls = row
+    tool_calls_field = Message._meta.get_field("tool_calls")
     message = Message(
         id=message_id,
         conversation_id=conversation_pk,
@@ -451,7 +453,7 @@ def _append_in_one_statement(
         seq=seq,
         role=role,
         content=content,
-        tool_calls=tool_calls,
+        tool_calls=tool_calls_field.from_db_value(stored_tool_calls, None, connection),
         client_id=client_id,
         created_at=created_at,
     )

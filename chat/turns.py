@@ -11,11 +11,13 @@ A turn is a `ChatTurn` row and the messages it stores:
    takes it over (attempts + 1, a new lease). Two requests starting the same new
    turn at once collide on the unique (owner, client_id) and the loser looks again.
 2. Run (no transaction open while the agent thinks). The agent is asked for one
-   step at a time. A step that calls tools is stored first (an assistant message
-   with `tool_calls`); each call then runs in one short transaction that locks the
-   conversation, checks that its result is not stored yet, runs the tool and
-   stores the result (a `tool` message): a tool's effect and its stored result
-   commit together or not at all. A reply is stored and the turn marked
+   step at a time. A step that calls tools (an assistant message with
+   `tool_calls`) is stored with its first call's result: one short transaction
+   locks the turn's row, stores the step, runs the tool and stores the result (a
+   `tool` message); each further call runs in a transaction of its own the same
+   way. A tool's effect and its stored result commit together or not at all, and
+   a result that a racing try stored first undoes this try's call (its client id
+   is unique, below). A reply is stored and the turn marked
    `succeeded` in one transaction. At most `CHAT_MAX_TOOL_ROUNDS` steps call
    tools; the agent has `CHAT_AGENT_TIMEOUT` seconds for the whole turn.
 3. Every message a turn stores has a client id derived from the turn's `key` and
@@ -456,25 +458,32 @@ def _advance(run):
     for index in range(rounds + 1):
         run.index, run.reply = index, ReplyText()
         message = state.steps.get(index)
+        sent = {}  # results stored and sent with their step, by call
         if message is None:
             step = _ask(run, state.history, final=index >= rounds)
-            with transaction.atomic():
-                message = _store_step(turn, index, step, used_ids=state.call_ids())
-                if not message.tool_calls:
-                    return _finish(run, message)
-                run.events.add(TurnEvent.Name.TOOL_CALL, _message_event(message))
+            if step.is_reply:
+                with transaction.atomic():
+                    message = _store_step(turn, index, step, used_ids=state.call_ids())
+                    if not message.tool_calls:
+                        return _finish(run, state, message)
+                    run.events.add(TurnEvent.Name.TOOL_CALL, _message_event(message))
+            else:
+                message, sent = _store_calls(run, state, index, step)
+                if not message.tool_calls:  # a racing try stored a reply at this step
+                    with transaction.atomic():
+                        return _finish(run, state, message)
         elif not message.tool_calls:
             with transaction.atomic():
-                return _finish(run, message)
+                return _finish(run, state, message)
         else:
             run.events.add(TurnEvent.Name.TOOL_CALL, _message_event(message))
         state.steps[index] = message
         state.history.append(message)
         for j, call in enumerate(requested_calls(message)):
-            result = state.results.get((index, j))
+            result = sent.get(j) or state.results.get((index, j))
             if result is None:
                 result = _execute(run, index, j, call)
-            else:
+            elif j not in sent:
                 run.events.add(TurnEvent.Name.TOOL_RESULT, _message_event(result))
             state.results[(index, j)] = result
             state.history.append(result)
@@ -620,44 +629,113 @@ def _append(turn, name, *, role, content, tool_calls=None):
     return message
 
 
-def _execute(run, index, j, call):
-    """Run one stored call and store its result, in one transaction: at most once.
+class _StoredElsewhere(Exception):
+    """A racing try of the turn stored this result first: raised to undo, with the
+    transaction, what this try's tool call did."""
 
-    The turn's row is locked first: two tries of the turn run a call one after the
-    other (the second finds the result stored), a cancel answered before this
-    point is seen here, and one that comes later waits until the result is stored.
-    A turn whose conversation was deleted is gone with it.
+
+def _store_calls(run, state, index, step):
+    """Store a step that calls tools and run its first call, in one transaction:
+    the step, the call's effect and its result commit together, as in `_execute`.
+
+    Returns the stored step (a racing try's, if it stored this step first) and
+    `{0: result}` for the call it ran, both sent as events; or the step and `{}`
+    if the stored step is a reply.
     """
     turn = run.turn
-    client_id = message_key(turn, f"result:{index}:{j}")
-    with transaction.atomic():
-        cancel = list(
-            ChatTurn.objects.select_for_update()
-            .filter(pk=turn.pk)
-            .values_list("cancel_requested_at", flat=True)
-        )
-        if not cancel:
-            raise services.ConversationNotFound()
-        if cancel[0] is not None:
-            raise TurnCancelled()
-        stored = Message.objects.filter(
-            conversation_id=turn.conversation_id, client_id=client_id
-        ).first()
-        if stored is None:
-            result = tools.call_tool(owner=turn.owner, name=call.name, arguments=call.arguments)
-            stored, _ = services.message_append(
-                owner=turn.owner,
-                conversation_id=turn.conversation_id,
-                role=Message.Role.TOOL,
-                content=tools.encode(result),
-                tool_calls=[{"id": call.id, "name": call.name, "result": result}],
-                client_id=client_id,
+    try:
+        with transaction.atomic():
+            _lock_for_call(turn)
+            message = _store_step(turn, index, step, used_ids=state.call_ids())
+            calls = requested_calls(message)
+            if not calls:
+                return message, {}
+            result = _run_call(turn, index, 0, calls[0])
+            run.events.add(
+                TurnEvent.Name.TOOL_CALL,
+                _message_event(message),
+                (TurnEvent.Name.TOOL_RESULT, _message_event(result)),
             )
-        run.events.add(TurnEvent.Name.TOOL_RESULT, _message_event(stored))
-        return stored
+            return message, {0: result}
+    except _StoredElsewhere:
+        message = _stored(turn, f"step:{index}")
+        result = _stored(turn, f"result:{index}:0")
+        run.events.add(
+            TurnEvent.Name.TOOL_CALL,
+            _message_event(message),
+            (TurnEvent.Name.TOOL_RESULT, _message_event(result)),
+        )
+        return message, {0: result}
 
 
-def _finish(run, reply):
+def _execute(run, index, j, call):
+    """Run one stored call and store its result, in one transaction: at most once."""
+    turn = run.turn
+    try:
+        with transaction.atomic():
+            _lock_for_call(turn)
+            result = _run_call(turn, index, j, call)
+            run.events.add(TurnEvent.Name.TOOL_RESULT, _message_event(result))
+            return result
+    except _StoredElsewhere:
+        result = _stored(turn, f"result:{index}:{j}")
+        run.events.add(TurnEvent.Name.TOOL_RESULT, _message_event(result))
+        return result
+
+
+def _lock_for_call(turn):
+    """Take the turn's row lock before a tool call runs; call inside the call's
+    transaction.
+
+    Two tries of the turn run a call one after the other (the second finds the
+    result stored, `_run_call`), a cancel answered before this point is seen here
+    (`TurnCancelled`), and one that comes later waits until the result is stored.
+    A turn whose conversation was deleted is gone with it (`ConversationNotFound`).
+    """
+    cancel = list(
+        ChatTurn.objects.select_for_update()
+        .filter(pk=turn.pk)
+        .values_list("cancel_requested_at", flat=True)
+    )
+    if not cancel:
+        raise services.ConversationNotFound()
+    if cancel[0] is not None:
+        raise TurnCancelled()
+
+
+def _run_call(turn, index, j, call):
+    """Run a call and store its result; call holding `_lock_for_call`'s lock.
+
+    The result's client id is unique in the conversation: if a racing try stored
+    it first (it held the lock before us), nothing is stored and `_StoredElsewhere`
+    undoes, with the transaction, what the tool just did. Asking first would cost
+    a read on every call for a race that is rare.
+    """
+    result = tools.call_tool(owner=turn.owner, name=call.name, arguments=call.arguments)
+    try:
+        stored, created = services.message_append(
+            owner=turn.owner,
+            conversation_id=turn.conversation_id,
+            role=Message.Role.TOOL,
+            content=tools.encode(result),
+            tool_calls=[{"id": call.id, "name": call.name, "result": result}],
+            client_id=message_key(turn, f"result:{index}:{j}"),
+        )
+    except services.ClientIdReused:
+        created = False
+    if not created:
+        raise _StoredElsewhere()
+    return stored
+
+
+def _stored(turn, name):
+    """The message `name` ("step:0", "result:0:1") of `turn`, stored by some try."""
+    return Message.objects.get(
+        conversation_id=turn.conversation_id, client_id=message_key(turn, name)
+    )
+
+
+def _finish(run, state, reply):
     """Mark the turn succeeded with `reply`, or cancelled with it if a cancel came first.
 
     Call inside the transaction that stored `reply`.
@@ -678,9 +756,10 @@ def _finish(run, reply):
     turn.status = status
     turn.assistant_message = reply
     turn.lease_expires_at = None
-    # Read back rather than built from memory: the first answer is then byte for
-    # byte what a retry answers (PostgreSQL's jsonb orders the keys of tool data).
-    outcome = turn_outcome(turn)
+    # Built from the messages as stored (read by `_load`, or returned by the append
+    # with their tool data as jsonb orders it): the first answer is byte for byte
+    # what a retry answers from `turn_outcome`.
+    outcome = _outcome(turn, {**state.steps, run.index: reply}, state.results, reply)
     name = TurnEvent.Name.DONE if succeeded else TurnEvent.Name.CANCELLED
     run.events.add(name, outcome_data(outcome))
     return outcome

@@ -5,11 +5,12 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from django.db import OperationalError
+from django.db import OperationalError, transaction
 from django.utils import timezone
 
 from chat import turns
-from chat.agents import AgentFailed
+from chat.agents import AgentFailed, Step, ToolCall
+from chat.agents.base import requested_calls
 from chat.agents.rules import RulesAgent
 from chat.models import ChatTurn, Message
 from conftest import client_for
@@ -181,30 +182,91 @@ def test_retry_after_a_failed_lookup_completes_the_task_once(api_client, user, f
     assert milk.completed
 
 
-@pytest.mark.django_db
-def test_a_stored_call_without_a_result_runs_once_on_retry(api_client, monkeypatch):
+class TwoCallsAgent:
+    """Adds milk and eggs in one step, then answers."""
+
+    def next_step(self, *, history, tools, final, timeout, context):
+        if any(m.role == "tool" for m in history):
+            return Step(text="Added both.")
+        return Step(
+            tool_calls=(
+                ToolCall("milk", "add_task", {"title": "milk"}),
+                ToolCall("eggs", "add_task", {"title": "eggs"}),
+            )
+        )
+
+
+def fail_once_at_call(monkeypatch, number):
+    """Make the `number`th tool call (1-based) raise as a lost connection would."""
     calls = []
     real_call_tool = tools.call_tool
 
     def database_down_once(**kwargs):
-        calls.append(kwargs["name"])
-        if len(calls) == 1:
+        calls.append(kwargs["arguments"].get("title"))
+        if len(calls) == number:
             raise OperationalError("connection lost")
         return real_call_tool(**kwargs)
 
     monkeypatch.setattr(tools, "call_tool", database_down_once)
+    return calls
+
+
+@pytest.mark.django_db
+def test_a_stored_call_without_a_result_runs_once_on_retry(api_client, monkeypatch, settings):
+    settings.CHAT_AGENT = "chat.tests.test_chat_retries.TwoCallsAgent"
+    calls = fail_once_at_call(monkeypatch, 2)
+    client_id = uuid.uuid4()
+
+    failed = chat(api_client, "add milk and eggs", client_id)
+
+    assert failed.status_code == 503
+    assert list(Task.objects.values_list("title", flat=True)) == ["milk"]
+    assert list(Message.objects.values_list("role", flat=True)) == ["user", "assistant", "tool"]
+
+    retried = chat(api_client, "add milk and eggs", client_id)
+
+    assert retried.status_code == 200
+    assert calls == ["milk", "eggs", "eggs"]
+    assert sorted(Task.objects.values_list("title", flat=True)) == ["eggs", "milk"]
+    assert Message.objects.filter(role="tool").count() == 2
+
+
+@pytest.mark.django_db
+def test_a_failed_first_call_stores_neither_its_step_nor_its_effect(api_client, monkeypatch):
+    """A step is stored with its first call's result: the retry asks the agent again."""
+    calls = fail_once_at_call(monkeypatch, 1)
     client_id = uuid.uuid4()
 
     failed = chat(api_client, "add buy milk", client_id)
 
     assert failed.status_code == 503
     assert not Task.objects.exists()
-    assert list(Message.objects.values_list("role", flat=True)) == ["user", "assistant"]
+    assert list(Message.objects.values_list("role", flat=True)) == ["user"]
 
     retried = chat(api_client, "add buy milk", client_id)
 
     assert retried.status_code == 200
-    assert calls == ["add_task", "add_task"]
+    assert calls == ["buy milk", "buy milk"]
+    assert Task.objects.count() == 1
+    assert list(Message.objects.values_list("role", flat=True)) == [
+        "user",
+        "assistant",
+        "tool",
+        "assistant",
+    ]
+
+
+@pytest.mark.django_db
+def test_a_call_whose_result_a_racing_try_stored_first_is_undone(api_client, user):
+    chat(api_client, "add buy milk", uuid.uuid4())
+    turn = ChatTurn.objects.get()
+    turn.owner = user
+    step = Message.objects.get(role="assistant", tool_calls__isnull=False)
+    [call] = requested_calls(step)
+
+    with pytest.raises(turns._StoredElsewhere), transaction.atomic():
+        turns._run_call(turn, 0, 0, call)
+
     assert Task.objects.count() == 1
     assert Message.objects.filter(role="tool").count() == 1
 

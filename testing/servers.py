@@ -28,8 +28,8 @@ VENV_BIN = Path(sys.executable).parent
 _collected = False
 
 
-def procfile_command(name):
-    for line in (ROOT / "Procfile").read_text().splitlines():
+def procfile_command(name, root=ROOT):
+    for line in (Path(root) / "Procfile").read_text().splitlines():
         process, _, command = line.partition(":")
         if process.strip() == name:
             return command.strip()
@@ -132,10 +132,12 @@ def manage(env, *args, timeout=120):
 
 class GunicornServer:
     """A Procfile line (`web:` unless `process` names another) on a free port; its
-    output goes to `log_path`."""
+    output goes to `log_path`. `root` is the checkout it runs (this one unless
+    given: bench.ab runs another beside it)."""
 
-    def __init__(self, env, port=None, log_path=None, process="web"):
+    def __init__(self, env, port=None, log_path=None, process="web", root=ROOT):
         self.process_type = process
+        self.root = Path(root)
         self.port = port or free_port()
         self.env = {**env, "PORT": str(self.port)}
         if log_path is None:
@@ -151,8 +153,8 @@ class GunicornServer:
     def start(self, timeout=60):
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                ["bash", "-c", "exec " + procfile_command(self.process_type)],
-                cwd=ROOT,
+                ["bash", "-c", "exec " + procfile_command(self.process_type, self.root)],
+                cwd=self.root,
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -5,6 +5,7 @@ the conversation's row lock, so `seq` follows commit order with no gap or repeat
 and `message_count` and `updated_at` never lose an update.
 """
 
+import json
 import uuid
 
 import orjson
@@ -445,7 +446,6 @@ def _append_in_one_statement(
             owner, conversation_id, role, content, tool_calls, client_id, refuse_archived
         )
     message_id, conversation_pk, owner_id, seq, created_at, stored_tool_calls = row
-    tool_calls_field = Message._meta.get_field("tool_calls")
     message = Message(
         id=message_id,
         conversation_id=conversation_pk,
@@ -453,13 +453,26 @@ def _append_in_one_statement(
         seq=seq,
         role=role,
         content=content,
-        tool_calls=tool_calls_field.from_db_value(stored_tool_calls, None, connection),
+        tool_calls=None
+        if stored_tool_calls is None
+        else json.loads(stored_tool_calls, parse_int=_stored_integer),
         client_id=client_id,
         created_at=created_at,
     )
     message._state.adding = False
     message._state.db = connection.alias
     return message, True
+
+
+def _stored_integer(text):
+    """An integer of jsonb's text; one beyond 64 bits as a float.
+
+    jsonb keeps numbers as numeric and writes them out in full: a float sent as
+    1.4e154 comes back as 155 digits. As an int no JSON writer of ours (orjson)
+    could answer it; as a float it is what the client sent.
+    """
+    value = int(text)
+    return value if -(2**63) <= value < 2**64 else float(text)
 
 
 def _not_appended(owner, conversation_id, role, content, tool_calls, client_id, refuse_archived):

@@ -196,3 +196,19 @@ def test_listed_tool_calls_are_the_stored_json(api_client, conversation):
 
     assert appended.json()["tool_calls"] == tool_calls
     assert [message["tool_calls"] for message in listed] == [tool_calls, None]
+
+
+def test_tool_calls_with_huge_numbers_are_answered_as_sent(api_client, conversation):
+    """jsonb writes 1.4e154 out as 155 digits: the answer must not turn it into an
+    integer no JSON writer can send (schemathesis found that 500)."""
+    tool_calls = [1.394577918844222e154, -9007199254740992.0, 7, {"big": 2**63 - 1}]
+    url = f"/api/v1/conversations/{conversation.pk}/messages/"
+
+    response = api_client.post(
+        url, {"role": "system", "content": "x", "tool_calls": tool_calls}, format="json"
+    )
+
+    assert response.status_code == 201, response.content
+    assert response.json()["tool_calls"] == tool_calls
+    listed = api_client.get(url).json()["results"][-1]["tool_calls"]
+    assert [float(v) for v in listed[:3]] == tool_calls[:3]

@@ -651,21 +651,20 @@ def _store_calls(run, state, index, step):
             if not calls:
                 return message, {}
             result = _run_call(turn, index, 0, calls[0])
-            run.events.add(
-                TurnEvent.Name.TOOL_CALL,
-                _message_event(message),
-                (TurnEvent.Name.TOOL_RESULT, _message_event(result)),
-            )
-            return message, {0: result}
+            return _sent_with_its_result(run, message, result)
     except _StoredElsewhere:
         message = _stored(turn, f"step:{index}")
-        result = _stored(turn, f"result:{index}:0")
-        run.events.add(
-            TurnEvent.Name.TOOL_CALL,
-            _message_event(message),
-            (TurnEvent.Name.TOOL_RESULT, _message_event(result)),
-        )
-        return message, {0: result}
+        return _sent_with_its_result(run, message, _stored(turn, f"result:{index}:0"))
+
+
+def _sent_with_its_result(run, step, result):
+    """Write `tool.call` and `tool.result` in one INSERT; `_store_calls`' answer."""
+    run.events.add(
+        TurnEvent.Name.TOOL_CALL,
+        _message_event(step),
+        (TurnEvent.Name.TOOL_RESULT, _message_event(result)),
+    )
+    return step, {0: result}
 
 
 def _execute(run, index, j, call):

@@ -168,32 +168,22 @@ def test_a_retried_append_inside_a_transaction_needs_no_savepoint_and_keeps_it_u
 
     conversation = ConversationFactory(owner=user)
     client_id = uuid.uuid4()
+
+    def append(content, client_id=client_id):
+        return services.message_append(
+            owner=user,
+            conversation_id=conversation.pk,
+            role="user",
+            content=content,
+            client_id=client_id,
+        )
+
     with CaptureQueriesContext(connection) as captured, transaction.atomic():
-        first, created = services.message_append(
-            owner=user,
-            conversation_id=conversation.pk,
-            role="user",
-            content="hi",
-            client_id=client_id,
-        )
-        again, created_again = services.message_append(
-            owner=user,
-            conversation_id=conversation.pk,
-            role="user",
-            content="hi",
-            client_id=client_id,
-        )
+        first, created = append("hi")
+        again, created_again = append("hi")
         with pytest.raises(services.ClientIdReused):
-            services.message_append(
-                owner=user,
-                conversation_id=conversation.pk,
-                role="user",
-                content="other",
-                client_id=client_id,
-            )
-        after, _ = services.message_append(
-            owner=user, conversation_id=conversation.pk, role="user", content="next"
-        )
+            append("other")
+        after, _ = append("next", client_id=None)
 
     assert not [q for q in captured.captured_queries if "SAVEPOINT" in q["sql"]]
     assert (created, created_again, again.pk) == (True, False, first.pk)

@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.ab OTHER_CHECKOUT [--this CHECKOUT]
                                  [--users 100 --seconds 2 --rounds 6]
+                                 [--scenario NAME ...] [--out NAME]
 
 `bench/run`'s table is one run on one machine; a later run on another machine, or
 in a slower spell of a shared one, moves every figure by more than a change does.
@@ -100,6 +101,15 @@ def main(argv=None):
     parser.add_argument("--seconds", type=int, default=2, help="per wrk run")
     parser.add_argument("--rounds", type=int, default=6, help="runs per version and figure")
     parser.add_argument("--jobs", type=int, default=2, help="loader processes")
+    parser.add_argument(
+        "--scenario",
+        action="append",
+        choices=SCENARIOS,
+        help="only this read scenario (repeatable; default: all of them)",
+    )
+    parser.add_argument(
+        "--out", default="ab", help="results as bench/results/OUT.md and .json (default: ab)"
+    )
     args = parser.parse_args(argv)
     this_root, other_root = Path(args.this).resolve(), Path(args.other).resolve()
     report = {
@@ -132,9 +142,9 @@ def main(argv=None):
                 env, log_path=Path(workdir) / "gunicorn-other.log", root=other_root
             ).start()
             servers = {"this": this or target.server, "other": other}
-            scenarios = {name: target.reads[name] for name in SCENARIOS}
+            scenarios = {name: target.reads[name] for name in args.scenario or SCENARIOS}
             for server in servers.values():
-                run_wrk(server.port, scenarios["tasks, page 1"], WARM_CONNECTIONS, 2, workdir)
+                run_wrk(server.port, target.reads["tasks, page 1"], WARM_CONNECTIONS, 2, workdir)
             wait_idle(target)
             for concurrency in (1, 8):
                 report[f"c{concurrency}"] = compare(
@@ -148,9 +158,9 @@ def main(argv=None):
                 target.stop()
             postgres.stop()
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "ab.json").write_text(json.dumps(report, indent=2) + "\n")
+    (RESULTS / f"{args.out}.json").write_text(json.dumps(report, indent=2) + "\n")
     text = render(report)
-    (RESULTS / "ab.md").write_text(text)
+    (RESULTS / f"{args.out}.md").write_text(text)
     print(text)
 
 

@@ -1,6 +1,7 @@
 """Retention: `manage.py purge` deletes idle conversations whole, in small batches."""
 
 import io
+import re
 from datetime import timedelta
 
 import pytest
@@ -70,6 +71,15 @@ def test_small_batches_each_report_progress(conversations):
 
 
 @pytest.mark.django_db
+def test_every_progress_line_names_the_longest_transaction_so_far(conversations):
+    output = purge("--days", "30", "--batch-size", "1")
+
+    lines = output.splitlines()
+    assert len(lines) == 4
+    assert all(re.search(r"; longest transaction \d+ ms\.?$", line) for line in lines)
+
+
+@pytest.mark.django_db
 def test_dry_run_counts_and_changes_nothing(conversations):
     before = (Conversation.objects.count(), Message.objects.count())
 
@@ -77,6 +87,7 @@ def test_dry_run_counts_and_changes_nothing(conversations):
 
     assert (Conversation.objects.count(), Message.objects.count()) == before
     assert "would delete 3 conversations and 5 messages" in output
+    assert "longest transaction" not in output
 
 
 @pytest.mark.django_db

@@ -5,8 +5,12 @@ Safe while the server serves: conversations go in small batches (at most
 its own short transaction by `chat.services.conversations_purge`, which takes the
 same row locks as an append, so a conversation that gets a message meanwhile is
 kept whole or deleted whole. Schedule it daily (docs/deploy.md, "Retention").
+
+Each progress line names the longest of those transactions so far: the longest
+that any row stayed locked, which is what a request waiting on one could wait.
 """
 
+import time
 from datetime import timedelta
 
 from django.conf import settings
@@ -30,7 +34,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--max-messages",
             type=int,
-            default=5000,
+            default=1000,
             help="About this many messages a transaction (a longer conversation goes alone).",
         )
 
@@ -43,6 +47,7 @@ class Command(BaseCommand):
         idle_before = timezone.now() - timedelta(days=days)
         verb = "would delete" if dry_run else "deleted"
         conversations = messages = 0
+        longest = 0.0
         after = None
         while batch := services.purge_candidates(
             idle_before=idle_before, after=after, limit=batch_size
@@ -52,18 +57,22 @@ class Command(BaseCommand):
                 if dry_run:
                     done = (len(group), sum(row.message_count for row in group))
                 else:
+                    started = time.perf_counter()
                     done = services.conversations_purge(
                         conversation_ids=[row.pk for row in group], idle_before=idle_before
                     )
+                    longest = max(longest, time.perf_counter() - started)
                 conversations += done[0]
                 messages += done[1]
             self.stdout.write(
                 f"purge: {verb} {conversations} conversations, {messages} messages so far "
                 f"(no activity since {idle_before:%Y-%m-%d %H:%M}Z)"
+                + ("" if dry_run else f"; longest transaction {longest * 1000:.0f} ms")
             )
         self.stdout.write(
             f"purge: done, {verb} {conversations} conversations and {messages} messages "
-            f"with no activity for {days} days."
+            f"with no activity for {days} days"
+            + ("." if dry_run else f"; longest transaction {longest * 1000:.0f} ms.")
         )
 
 

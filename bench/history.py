@@ -53,6 +53,7 @@ from pathlib import Path
 import psycopg
 
 from . import ROOT, log
+from .floor import percentile
 
 COMMON_WORDS = ("milk", "meeting", "project", "mother", "invoice")
 PER_CONVERSATION = 100
@@ -204,11 +205,6 @@ def load(url, *, messages, mine, exporter, old):
 # --- Measuring ----------------------------------------------------------------
 
 
-def percentile(values, p):
-    values = sorted(values)
-    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
-
-
 def resident_bytes():
     """This process's resident memory now (Linux)."""
     with open("/proc/self/statm") as statm:
@@ -316,7 +312,7 @@ def import_section(client, fresh_client, expected):
     ]
 
 
-def purge_section(url, env, token, conversation_id, old):
+def purge_section(env, token, conversation_id, old):
     from testing.servers import GunicornServer
 
     from .measure import run_wrk
@@ -412,7 +408,7 @@ def main(argv=None):
                 exporter=args.exporter,
                 old=args.old,
             )
-            rows = measure(args, env, postgres.url, reader, exporter)
+            rows = measure(args, env, reader, exporter)
         finally:
             postgres.stop()
     print(
@@ -424,7 +420,7 @@ def main(argv=None):
         print(f"| {what} | {result} |")
 
 
-def measure(args, env, url, reader, exporter):
+def measure(args, env, reader, exporter):
     """The sections, in this process set up as the server is (same settings)."""
     os.environ.update({key: env[key] for key in ("DATABASE_URL", "SECRET_KEY", "DEBUG")})
     os.environ.update(SECURE_SSL_REDIRECT="0", THROTTLE_RATE_USER="1000000/second")
@@ -463,7 +459,7 @@ def measure(args, env, url, reader, exporter):
         conversation_id = Conversation.objects.filter(owner_id=reader).values_list(
             "pk", flat=True
         )[0]
-        rows += purge_section(url, env, token, conversation_id, args.old)
+        rows += purge_section(env, token, conversation_id, args.old)
     for plan in plans:
         print(plan)
     return rows

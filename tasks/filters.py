@@ -113,22 +113,24 @@ _PAGE_VALUES = {
 
 def page_filters(query_params):
     """The filters of a list request, validated as TaskFilter validates them (the
-    same 400 naming the parameter), as `selectors.task_page_rows` values: a dict of
-    the filters given a value, or None when `?search=` is among them (its page is
-    built per request: `TaskViewSet.list`).
+    same 400 naming the parameter), as `(values, search)`: `values` a dict of
+    `selectors.task_page_rows` values for the filters given one, `search` the
+    `?search=` text or None (a searched page is built per request, on the same
+    compiled filters: `TaskViewSet.list`).
     """
     form = _FilterForm(data=query_params)
     if not form.is_valid():
         raise translate_validation(form.errors)
-    values = {}
+    values, search = {}, None
     for name, value in form.cleaned_data.items():
         if value in EMPTY_VALUES:
             continue
-        if name not in _PAGE_VALUES:
-            return None
+        if name == "search":
+            search = value
+            continue
         key, convert = _PAGE_VALUES[name]
         values[key] = convert(value)
-    return values
+    return values, search
 
 
 class FilterBackend(DjangoFilterBackend):

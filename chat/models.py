@@ -5,7 +5,7 @@ from django.db.models.functions import Length
 from django.db.models.lookups import GreaterThanOrEqual, LessThanOrEqual
 from django.utils import timezone
 
-from .search import Matches, clean_search
+from .search import InMatchingMessage, Matches, clean_search
 
 CONVERSATION_TITLE_MAX_LENGTH = 255
 CONTENT_MAX_LENGTH = 10_000
@@ -15,14 +15,18 @@ class ConversationQuerySet(models.QuerySet):
     def owned_by(self, user):
         return self.filter(owner=user)
 
-    def search(self, text, *, messages=None):
-        """Conversations whose title, or one of whose `messages` (default: all),
-        matches every word of `text` (chat/search.py); pass the owner's messages so
-        the search reads only their index entries."""
-        messages = Message.objects.all() if messages is None else messages
+    def search(self, text, *, owner=None):
+        """Conversations whose title, or one of whose messages, matches every word of
+        `text` (chat/search.py). With `owner` (a user or a pk), only that owner's
+        conversations, reading only their index entries (`InMatchingMessage`); without,
+        everyone's (the admin)."""
         text = clean_search(text)
-        in_messages = messages.search(text).values("conversation_id")
-        return self.filter(Q(Matches(F("title"), text)) | Q(pk__in=in_messages))
+        title = Q(Matches(F("title"), text))
+        if owner is None:
+            in_messages = Message.objects.search(text).values("conversation_id")
+            return self.filter(title | Q(pk__in=in_messages))
+        owner = getattr(owner, "pk", owner)
+        return self.filter(owner=owner).filter(title | Q(InMatchingMessage(text, owner)))
 
 
 THREAD_STATUS_REASON_MAX_LENGTH = 200

@@ -25,7 +25,7 @@ The two agree on ordinary words; PostgreSQL's parser keeps some tokens whole
 import re
 import unicodedata
 
-from django.db.models import BooleanField, Expression
+from django.db.models import BooleanField, Expression, F
 
 from core.errors import DomainError
 
@@ -135,6 +135,95 @@ class Matches(Expression):
             column, params = compiler.compile(self.source)
             document = f"to_tsvector('simple'::regconfig, chat_unaccent({column}))"
         return f"({document} @@ chat_search_query(%s))", (*params, self.search)
+
+
+# How far a conversation search walks the owner's conversations one at a time
+# (`InMatchingMessage`): at most this many conversations, or messages in them.
+WALK_CONVERSATIONS = 50
+WALK_MESSAGES = 5_000
+
+
+class InMatchingMessage(Expression):
+    """A condition on conversations: one of the conversation's messages matches the
+    search text `search` (already through `clean_search`). `owner` is whose
+    conversations are searched (a pk).
+
+    On PostgreSQL a prefix (`'milk':*`) makes GIN read the posting lists of every
+    user's matching words: for a common word, hundreds of thousands of entries,
+    whoever searches. So the list's most recently active conversations (the first
+    WALK_CONVERSATIONS, or WALK_MESSAGES messages) are checked one at a time, each
+    along its own messages (message_conversation_seq_unique), which finds a
+    page of a common word's conversations in about a millisecond; past them, the
+    owner's matching messages are read from the index once, as a list of
+    conversation ids, which is cheap for the rare words a walk would not find soon.
+    Both are in one statement: PostgreSQL computes the list (an InitPlan) only if
+    the scan reaches a conversation past the walk. `ts_match_vq` is `@@` by name, so
+    the planner does not combine the walk's probe with the GIN index.
+    (bench/README.md, "History", has the measurements.)
+
+    On SQLite, the owner's matching messages' conversations.
+    """
+
+    conditional = True
+    output_field = BooleanField()
+
+    def __init__(self, search, owner):
+        super().__init__()
+        self.search = search
+        self.owner = owner
+        self.conversation = F("pk")
+        self.updated_at = F("updated_at")
+
+    def get_source_expressions(self):
+        return [self.conversation, self.updated_at]
+
+    def set_source_expressions(self, exprs):
+        self.conversation, self.updated_at = exprs
+
+    def as_sql(self, compiler, connection):
+        raise NotImplementedError(f"search is not implemented on {connection.vendor}")
+
+    def as_sqlite(self, compiler, connection):
+        conversation, params = compiler.compile(self.conversation)
+        return (
+            f"{conversation} IN (SELECT conversation_id FROM chat_message"
+            " WHERE owner_id = %s AND chat_search_match(content, %s))",
+            (*params, self.owner, self.search),
+        )
+
+    def as_postgresql(self, compiler, connection):
+        conversation, conversation_params = compiler.compile(self.conversation)
+        updated_at, updated_at_params = compiler.compile(self.updated_at)
+        sql = f"""CASE WHEN {updated_at} > COALESCE((
+            SELECT updated_at FROM (
+                SELECT updated_at, row_number() OVER walk AS conversations,
+                       sum(message_count) OVER walk AS messages
+                FROM chat_conversation WHERE owner_id = %s
+                WINDOW walk AS (ORDER BY updated_at DESC, id DESC)
+            ) AS walked WHERE conversations > %s OR messages > %s LIMIT 1
+        ), '-infinity')
+        THEN EXISTS (
+            SELECT 1 FROM chat_message AS walked_message
+            WHERE walked_message.conversation_id = {conversation}
+              AND ts_match_vq(walked_message.search_vector, chat_search_query(%s))
+            OFFSET 0
+        )
+        ELSE {conversation} = ANY (ARRAY(
+            SELECT conversation_id FROM chat_message
+            WHERE owner_id = %s AND search_vector @@ chat_search_query(%s)
+        )) END"""
+        params = (
+            *updated_at_params,
+            self.owner,
+            WALK_CONVERSATIONS,
+            WALK_MESSAGES,
+            *conversation_params,
+            self.search,
+            *conversation_params,
+            self.owner,
+            self.search,
+        )
+        return sql, params
 
 
 def snippet(content, search, width=160):

@@ -73,7 +73,7 @@ def conversation_search_rows(owner, *, search, archived):
     return (
         conversations_of(owner)
         .filter(archived=archived)
-        .search(search, messages=messages_of(owner))
+        .search(search, owner=owner)
         .values_list(*CONVERSATION_FIELDS, named=True)
     )
 

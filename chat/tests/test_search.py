@@ -299,6 +299,33 @@ def test_conversation_search_is_most_recent_activity_first_and_walks_once(api_cl
     assert seen == [c.pk for c in reversed(made)]
 
 
+@pytest.mark.parametrize("walk", [0, 1, 3, 50])
+def test_conversations_past_the_walk_are_found_as_within_it(api_client, user, monkeypatch, walk):
+    """chat.search.InMatchingMessage checks the first conversations one at a time and
+    the rest from the owner's matching messages: every cut gives the same pages."""
+    monkeypatch.setattr("chat.search.WALK_CONVERSATIONS", walk)
+    start = timezone.now() - timedelta(days=1)
+    expected = []
+    for i in range(8):
+        conversation = ConversationFactory(owner=user, title=f"day {i}")
+        say(conversation, "buy milk" if i % 3 else "nothing to buy")
+        say(conversation, "and bread")
+        Conversation.objects.filter(pk=conversation.pk).update(
+            updated_at=start + timedelta(minutes=i)
+        )
+        if i % 3:
+            expected.insert(0, conversation.pk)
+    say(ConversationFactory(owner=UserFactory()), "milk for someone else")
+
+    seen, url = [], f"{CONVERSATIONS}?search=mil&page_size=2"
+    while url:
+        body = api_client.get(url).json()
+        seen += [c["id"] for c in body["results"]]
+        url = body["next"]
+
+    assert seen == expected
+
+
 def test_conversation_search_query_count(api_client, chat, assert_max_queries):
     say(chat, "milk")
 

@@ -9,7 +9,7 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from chat import services
-from chat.models import ChatTurn, Conversation, Message
+from chat.models import ChatTurn, Conversation, Message, MessageFeedback, TurnEvent
 from testing.concurrency import run_at_once
 from testing.factories import ConversationFactory, UserFactory, add_messages
 
@@ -44,18 +44,24 @@ def conversations(db):
 def test_old_conversations_go_whole_and_recent_ones_stay(conversations, settings):
     old, recent = conversations
     settings.RETENTION_DAYS = 30
-    ChatTurn.objects.create(
+    turn = ChatTurn.objects.create(
         owner=old[0].owner,
         conversation=old[0],
         key="00000000-0000-0000-0000-000000000001",
         user_message=old[0].messages.first(),
     )
+    TurnEvent.objects.create(
+        owner=turn.owner, turn=turn, seq=1, name=TurnEvent.Name.STARTED, data={}
+    )
+    services.feedback_set(message=old[0].messages.last(), kind="up")
 
     output = purge()
 
     assert set(Conversation.objects.values_list("pk", flat=True)) == {c.pk for c in recent}
     assert not Message.objects.filter(conversation_id__in=[c.pk for c in old]).exists()
     assert not ChatTurn.objects.exists()
+    assert not TurnEvent.objects.exists()
+    assert not MessageFeedback.objects.exists()
     assert Message.objects.filter(conversation=recent[0]).count() == 2
     assert "done, deleted 3 conversations and 5 messages with no activity for 30 days" in output
 

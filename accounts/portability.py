@@ -219,6 +219,10 @@ class _Importer:
         self.messages = []
         self.message_count = 0
         self.client_ids = set()
+        # One serializer of each kind validates every record (`run_validation`):
+        # building one per record would rebuild its fields each time.
+        self.task_serializer = TaskSerializer()
+        self.conversation_serializer = ConversationSerializer()
 
     def add(self, record):
         kind = record.get("type")
@@ -234,10 +238,9 @@ class _Importer:
             raise _Invalid("type must be one of user, task, conversation, message.")
 
     def add_task(self, record):
-        serializer = TaskSerializer(data=record)
-        serializer.is_valid(raise_exception=True)
+        validated = self.task_serializer.run_validation(record)
         created_at, updated_at = _timestamp(record, "created_at"), _timestamp(record, "updated_at")
-        task = Task(owner=self.user, **serializer.validated_data)
+        task = Task(owner=self.user, **validated)
         self.tasks.append((task, created_at, updated_at))
         if len(self.tasks) >= INSERTS_PER_QUERY:
             self.flush_tasks()
@@ -246,13 +249,12 @@ class _Importer:
         number = _whole_number(record, "id")
         if number in self.conversations:
             raise _Invalid(f"conversation {number} appears twice.")
-        serializer = ConversationSerializer(data=record)
-        serializer.is_valid(raise_exception=True)
+        validated = self.conversation_serializer.run_validation(record)
         conversation = Conversation(
             owner=self.user,
             created_at=_timestamp(record, "created_at"),
             updated_at=_timestamp(record, "updated_at"),
-            **serializer.validated_data,
+            **validated,
         )
         self.conversations[number] = conversation
         self.unsaved.append(conversation)
@@ -336,8 +338,9 @@ class _Importer:
         self.flush_messages()
         if self.unsaved:
             self.flush_conversations()
-        counted = [c for c in self.conversations.values() if c.message_count]
-        Conversation.objects.bulk_update(counted, ["message_count"], batch_size=500)
+        chat_services.conversations_set_message_counts(
+            {c.pk: c.message_count for c in self.conversations.values() if c.message_count}
+        )
         return {
             "tasks": self.task_count,
             "conversations": len(self.conversations),

@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.history [--messages 5000000] [--mine 100000]
                                       [--exporter 1000000] [--old 1000000] [--rounds 20]
+                                      [--text natural|uniform]
                                       [--skip purge] [--skip search] ...
 
 A throwaway PostgreSQL configured as bench/run's (durable commits, 1 GB of shared
@@ -13,16 +14,19 @@ buffers), migrated, then loaded with `--messages` messages in conversations of 1
 - `--old` messages of other users in conversations idle for 400 days: purged;
 - the rest spread over 200 other users, recent.
 
-Each message is 8..37 words: five-letter hex words (a million distinct) or, 3% of
-the time, one of five common words. Rows are generated in Python and COPYed by two
-processes with chat_message's secondary indexes and keys dropped, which are then
-rebuilt from their own definitions (the generated tsvector is computed on the way
-in, as on an append). Then, each in its own section:
+Each message is 8..37 words: five-letter hex words standing for words or, 3% of the
+time, one of five common words. `--text natural` (the default) draws them from
+200,000 words by Zipf's law, as natural-language text is; `--text uniform` from a
+million, equally likely (`vocabulary` says what each favours). Rows are generated
+in Python and COPYed by two processes with chat_message's secondary indexes and keys
+dropped, which are then rebuilt from their own definitions (the generated tsvector
+is computed on the way in, as on an append). Then, each in its own section:
 
 1. search: message and conversation search through Django's handler in-process
-   (authentication and throttle included; no HTTP server): a rare word, a common
-   word, a prefix of each and two common words, `--rounds` rounds; p50/p95 per kind
-   and the EXPLAIN (ANALYZE, BUFFERS) of each query, which must read the index;
+   (authentication and throttle included; no HTTP server): a rare word (the least
+   frequent of the reader's first message), a common word, a prefix of each and two
+   common words, `--rounds` rounds; p50/p95 per kind and the EXPLAIN (ANALYZE,
+   BUFFERS) of each query, which must read the index;
 2. export: GET export/ of the exporter's account through the handler, the stream
    read and dropped line by line: messages per second and the growth of the
    process's resident memory while it streamed (sampled every 10,000 lines);
@@ -38,6 +42,7 @@ Prints the results; bench/README.md ("History") keeps them.
 """
 
 import argparse
+import itertools
 import multiprocessing
 import os
 import random
@@ -61,17 +66,34 @@ OTHER_USERS = 200
 OLD_DAYS = 400
 PURGE_DAYS = 365
 LOAD_JOBS = 2
+NATURAL_WORDS = 200_000
 SECTIONS = ("search", "export", "import", "purge")
 
 
 # --- Loading ------------------------------------------------------------------
 
 
-def vocabulary():
-    """Every five-letter hex word, and the common words as 3% of the whole."""
-    hex_words = [f"{n:05x}" for n in range(16**5)]
-    each = round(len(hex_words) * 0.03 / 0.97 / len(COMMON_WORDS))
-    return hex_words + [word for word in COMMON_WORDS for _ in range(each)]
+def vocabulary(text):
+    """(words, cumulative weights) for `rng.choices`: the common words are 3% of the
+    whole, the rest five-letter hex words standing for words.
+
+    - "natural": 200,000 words, the r-th most frequent with weight 1/r (Zipf's law,
+      which the words of natural-language text follow: a few words are in most
+      messages, most words are rare). The default.
+    - "uniform": every five-letter hex word (about a million), equally likely: each
+      word is rare, which makes a rare word's search easy and is the worst case for
+      the GIN index's upkeep (every word of an insert is a different entry).
+    """
+    if text == "natural":
+        hex_words = [f"{n:05x}" for n in range(NATURAL_WORDS)]
+        weights = [1 / rank for rank in range(1, NATURAL_WORDS + 1)]
+    else:
+        hex_words = [f"{n:05x}" for n in range(16**5)]
+        weights = [1.0] * len(hex_words)
+    common = sum(weights) * 0.03 / 0.97 / len(COMMON_WORDS)
+    return hex_words + list(COMMON_WORDS), list(
+        itertools.accumulate(weights + [common] * len(COMMON_WORDS))
+    )
 
 
 def load_people_and_conversations(url, *, mine, exporter, old, messages):
@@ -157,10 +179,10 @@ def secondary_keys(conn):
     return drop, build
 
 
-def copy_messages(url, conversations, seed):
+def copy_messages(url, conversations, seed, text):
     """COPY 100 messages into each of `conversations` ((id, owner_id, updated_at))."""
     rng = random.Random(seed)
-    words = vocabulary()
+    words, cum_weights = vocabulary(text)
     columns = "conversation_id, owner_id, seq, role, content, created_at"
     with psycopg.connect(url) as conn, conn.cursor() as cursor:
         with cursor.copy(f"COPY chat_message ({columns}) FROM STDIN") as copy:
@@ -169,7 +191,9 @@ def copy_messages(url, conversations, seed):
                 prefix = f"{conversation_id}\t{owner_id}\t"
                 for seq in range(1, PER_CONVERSATION + 1):
                     role = "user" if seq % 2 else "assistant"
-                    content = " ".join(rng.choices(words, k=8 + rng.randrange(30)))
+                    content = " ".join(
+                        rng.choices(words, cum_weights=cum_weights, k=8 + rng.randrange(30))
+                    )
                     created = updated_at - timedelta(seconds=PER_CONVERSATION - seq)
                     lines.append(f"{prefix}{seq}\t{role}\t{content}\t{created.isoformat()}\n")
                 if len(lines) >= 20_000:
@@ -178,7 +202,7 @@ def copy_messages(url, conversations, seed):
             copy.write("".join(lines))
 
 
-def load(url, *, messages, mine, exporter, old):
+def load(url, *, messages, mine, exporter, old, text):
     """Everything the sections read; returns (reader id, exporter id)."""
     started = time.perf_counter()
     reader, exporter_id, conversations = load_people_and_conversations(
@@ -190,7 +214,9 @@ def load(url, *, messages, mine, exporter, old):
             conn.execute(statement)
     shares = [conversations[job::LOAD_JOBS] for job in range(LOAD_JOBS)]
     with multiprocessing.get_context("spawn").Pool(LOAD_JOBS) as pool:
-        pool.starmap(copy_messages, [(url, share, job) for job, share in enumerate(shares)])
+        pool.starmap(
+            copy_messages, [(url, share, job, text) for job, share in enumerate(shares)]
+        )
     log(f"history: {messages:,} messages copied in {time.perf_counter() - started:.0f} s")
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("SET maintenance_work_mem = '2GB'")
@@ -239,7 +265,11 @@ def search_section(client, reader, rounds):
         cursor.execute(
             "SELECT content FROM chat_message WHERE owner_id = %s ORDER BY id LIMIT 1", [reader]
         )
-        rare = next(w for w in cursor.fetchone()[0].split() if w not in COMMON_WORDS)
+        # The least frequent word of the reader's first message (any, uniformly).
+        rare = max(
+            (w for w in cursor.fetchone()[0].split() if w not in COMMON_WORDS),
+            key=lambda word: int(word, 16),
+        )
     searches = [rare, "milk", "meet", "project mother", rare[:3]]
     rows = []
     plans = []
@@ -387,6 +417,7 @@ def main(argv=None):
     parser.add_argument("--exporter", type=int, default=1_000_000)
     parser.add_argument("--old", type=int, default=1_000_000)
     parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--text", choices=("natural", "uniform"), default="natural")
     parser.add_argument("--skip", action="append", choices=SECTIONS, default=[])
     args = parser.parse_args(argv)
 
@@ -404,6 +435,7 @@ def main(argv=None):
             reader, exporter = load(
                 postgres.url,
                 messages=args.messages,
+                text=args.text,
                 mine=args.mine,
                 exporter=args.exporter,
                 old=args.old,
@@ -413,7 +445,7 @@ def main(argv=None):
             postgres.stop()
     print(
         f"\n{args.messages:,} messages: the reader's {args.mine:,}, the exporter's "
-        f"{args.exporter:,}, {args.old:,} old\n"
+        f"{args.exporter:,}, {args.old:,} old; {args.text} text\n"
     )
     print("| what | result |\n|---|---|")
     for what, result in rows:

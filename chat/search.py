@@ -6,13 +6,17 @@ characters such as `&|!:*()` and quotes are plain text, never query syntax.
 
 PostgreSQL (chat/migrations/0006_search.py): messages carry a stored generated
 column `search_vector = to_tsvector('simple', chat_unaccent(content))` under a GIN
-index on (owner_id, search_vector) (btree_gin), so one user's search reads only
-that user's entries. The search text becomes a tsquery in the database by
-`chat_search_query(text)`: PostgreSQL's own parser splits it into lexemes (as it
-split the content), each is quoted (so no character of the user's is an operator)
-and made a prefix (`'mil':*`), and they are joined by `&`. The function is
-IMMUTABLE, so the planner evaluates it once, at plan time, and estimates with the
-resulting constant. A text with no word at all yields NULL: nothing matches.
+index on (owner_id, search_vector) (btree_gin): a whole word's entries are
+intersected with the owner's, but a prefix (`'mil':*`) gathers every user's
+entries for the words it begins before the intersection, which for a common word
+is most of the cost (`InMatchingMessage` says how conversation search avoids it;
+message search walks the owner's newest messages for such words). The search text
+becomes a tsquery in the database by `chat_search_query(text)`: PostgreSQL's own
+parser splits it into lexemes (as it split the content), each is quoted (so no
+character of the user's is an operator) and made a prefix (`'mil':*`), and they
+are joined by `&`. The function is IMMUTABLE, so the planner evaluates it once, at
+plan time, and estimates with the resulting constant. A text with no word at all
+yields NULL: nothing matches.
 
 SQLite (development and the first test pass): no index; `chat_search_match(text,
 search)`, a Python function registered on every connection, folds both sides the

@@ -12,6 +12,7 @@ import orjson
 from django.db import IntegrityError, connections, router, transaction
 from django.db.models import Q
 from django.utils import timezone
+from psycopg import sql
 
 from core.errors import Conflict, DomainError, NotFound, Unprocessable
 from core.text import text_problem
@@ -182,17 +183,30 @@ def conversations_purge(*, conversation_ids, idle_before):
     with its new message; one that comes after finds the conversation gone and
     stores nothing. Keep the batch small: its rows stay locked until commit.
 
-    On PostgreSQL, outside a transaction, it is one statement (PURGE_SQL) that
-    commits as it ends: the rows stay locked only while the database works, never
-    while this process waits for a CPU between statements (on a busy host that wait
-    held them ten times longer, bench/README.md "History").
+    On PostgreSQL it is one statement (PURGE_SQL). Outside a transaction, that
+    statement is sent with its BEGIN and COMMIT as one message and commits without
+    waiting for its WAL to reach the disk (`synchronous_commit = off`, for this
+    transaction only): the rows stay locked only while the database deletes them,
+    never while this process waits for a CPU between round trips or for an fsync
+    (on a busy host those held them ten times longer, bench/README.md "History").
+    A crash may forget the last few purges, never half of one; the next run
+    deletes those conversations again.
     """
     connection = connections[router.db_for_write(Conversation)]
     if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(
-                PURGE_SQL, {"ids": list(conversation_ids), "idle_before": idle_before}
-            )
+        purge = sql.SQL(PURGE_SQL).format(
+            ids=sql.Literal([int(pk) for pk in conversation_ids]),
+            idle_before=sql.Literal(idle_before),
+        )
+        if not connection.in_atomic_block:
+            purge = sql.SQL(
+                "BEGIN; SET LOCAL synchronous_commit = off; {purge}; COMMIT"
+            ).format(purge=purge)
+        connection.ensure_connection()
+        with connection.connection.cursor() as cursor:
+            cursor.execute(purge)
+            while cursor.pgresult.ntuples == 0 and cursor.nextset():
+                pass
             conversations, messages = cursor.fetchone()
         return conversations, messages
     with transaction.atomic(using=connection.alias):
@@ -207,14 +221,14 @@ def conversations_purge(*, conversation_ids, idle_before):
     return len(ids), sum(count for _, count in locked)
 
 
-# `conversations_purge` on PostgreSQL: `_delete_conversations` after the lock, in one
-# statement. Its parts share one snapshot; FOR UPDATE re-reads a row an append
-# changed while it waited, and a conversation whose `updated_at` moved is left
-# whole. The keys between these tables are checked at commit (deferred).
+# `conversations_purge` on PostgreSQL (a psycopg.sql template): `_delete_conversations`
+# after the lock, in one statement. Its parts share one snapshot; FOR UPDATE re-reads
+# a row an append changed while it waited, and a conversation whose `updated_at`
+# moved is left whole. The keys between these tables are checked at commit (deferred).
 PURGE_SQL = """
 WITH locked AS (
     SELECT id, message_count FROM chat_conversation
-    WHERE id = ANY(%(ids)s) AND updated_at < %(idle_before)s
+    WHERE id = ANY({ids}) AND updated_at < {idle_before}
     FOR UPDATE
 ), turns AS (
     SELECT id FROM chat_chatturn WHERE conversation_id IN (SELECT id FROM locked)

@@ -158,3 +158,19 @@ def test_an_append_racing_the_purge_is_kept_whole_or_deleted_whole():
         else:
             assert stored is not None and stored.message_count == messages == 3
     assert not Message.objects.exclude(conversation__in=Conversation.objects.all()).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_purge_outside_a_transaction_commits_its_batch_and_counts_it():
+    old = idle(ConversationFactory(), 40)
+    add_messages(old, 3)
+    idle(old, 40)
+    kept = ConversationFactory(owner=old.owner)
+
+    done = services.conversations_purge(
+        conversation_ids=[old.pk, kept.pk], idle_before=timezone.now() - timedelta(days=30)
+    )
+
+    assert done == (1, 3)
+    assert list(Conversation.objects.values_list("pk", flat=True)) == [kept.pk]
+    assert not Message.objects.filter(conversation_id=old.pk).exists()

@@ -146,14 +146,15 @@ def account_import(*, user, body):
     """
     if not isinstance(body, bytes) or not body.strip():
         raise EmptyImport()
-    importer = _Importer(user)
-    for number, raw in enumerate(io.BytesIO(body), start=1):
-        if raw.strip():
-            try:
-                importer.add(_record(raw))
-            except (ValidationError, chat_services.InvalidMessage, _Invalid) as exc:
-                raise BadLine(number, _reason(exc)) from None
-    return importer.finish()
+    with chat_services.CheckedMessages() as messages:
+        importer = _Importer(user, messages)
+        for number, raw in enumerate(io.BytesIO(body), start=1):
+            if raw.strip():
+                try:
+                    importer.add(_record(raw))
+                except (ValidationError, chat_services.InvalidMessage, _Invalid) as exc:
+                    raise BadLine(number, _reason(exc)) from None
+        return importer.finish()
 
 
 class _Invalid(Exception):
@@ -210,8 +211,9 @@ def _whole_number(record, name):
 class _Importer:
     """Validates records one at a time and inserts them in batches."""
 
-    def __init__(self, user):
+    def __init__(self, user, stored_messages):
         self.user = user
+        self.stored_messages = stored_messages  # chat_services.CheckedMessages
         self.tasks = []
         self.task_count = 0
         self.conversations = {}  # the body's conversation id → Conversation
@@ -309,6 +311,7 @@ class _Importer:
             self.flush_messages()
 
     def flush_tasks(self):
+        self.stored_messages.wait()
         tasks = [task for task, _, _ in self.tasks]
         Task.objects.bulk_create(tasks, batch_size=INSERTS_PER_QUERY)
         # auto_now(_add) set both timestamps on insert: put the exported ones back.
@@ -319,6 +322,7 @@ class _Importer:
         self.tasks = []
 
     def flush_conversations(self):
+        self.stored_messages.wait()
         Conversation.objects.bulk_create(self.unsaved, batch_size=INSERTS_PER_QUERY)
         self.unsaved = []
 
@@ -328,7 +332,7 @@ class _Importer:
         # Rows in chat_services.CHECKED_MESSAGE_COLUMNS order, now that every
         # conversation has its id.
         rows = [(conversation.pk, *row) for conversation, row in self.messages]
-        chat_services.messages_insert_checked(rows)
+        self.stored_messages.write(rows)
         self.message_count += len(rows)
         self.messages = []
 
@@ -338,6 +342,7 @@ class _Importer:
         self.flush_messages()
         if self.unsaved:
             self.flush_conversations()
+        self.stored_messages.wait()
         chat_services.conversations_set_message_counts(
             {c.pk: c.message_count for c in self.conversations.values() if c.message_count}
         )

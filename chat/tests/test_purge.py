@@ -174,3 +174,11 @@ def test_a_purge_outside_a_transaction_commits_its_batch_and_counts_it():
     assert done == (1, 3)
     assert list(Conversation.objects.values_list("pk", flat=True)) == [kept.pk]
     assert not Message.objects.filter(conversation_id=old.pk).exists()
+
+
+@pytest.mark.django_db
+def test_a_negative_pause_is_refused(conversations):
+    with pytest.raises(CommandError, match="--pause"):
+        purge("--days", "30", "--pause", "-1")
+
+    assert Conversation.objects.count() == 5

@@ -4,8 +4,10 @@ import io
 import re
 from datetime import timedelta
 
+import psycopg
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection
 from django.utils import timezone
 
 from chat import services
@@ -182,3 +184,24 @@ def test_a_negative_pause_is_refused(conversations):
         purge("--days", "30", "--pause", "-1")
 
     assert Conversation.objects.count() == 5
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_purge_that_fails_outside_a_transaction_leaves_the_connection_usable():
+    if connection.vendor != "postgresql":
+        pytest.skip("the one-message purge is PostgreSQL's")
+    old = idle(ConversationFactory(), 40)
+    with psycopg.connect(**connection.get_connection_params()) as other:
+        other.execute("SELECT 1 FROM chat_conversation WHERE id = %s FOR UPDATE", [old.pk])
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '50ms'")
+        try:
+            with pytest.raises(psycopg.errors.LockNotAvailable):
+                services.conversations_purge(
+                    conversation_ids=[old.pk], idle_before=timezone.now() - timedelta(days=30)
+                )
+        finally:
+            with connection.cursor() as cursor:
+                cursor.execute("RESET lock_timeout")
+
+    assert Conversation.objects.filter(pk=old.pk).exists()

@@ -297,6 +297,7 @@ def search_section(client, reader, rounds):
         for word in searches:
             sql, params = query(word).query.sql_with_params()
             plan = explain(sql, params)
+            assert "Seq Scan on chat_message" not in plan, plan  # the EXPLAIN check
             plans.append(f"--- {kind}/?search={word}\n{plan}\n")
             took = re.search(r"Execution Time: ([\d.]+) ms", plan).group(1)
             rows.append((f"{kind} search plan, `{word}`", f"{took} ms in the database"))

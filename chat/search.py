@@ -102,16 +102,24 @@ def _sqlite_match(text, search):
     return int(matches(text, search))
 
 
-class Matches(Expression):
+class _SearchCondition(Expression):
+    """A boolean condition compiled per database (as_sqlite / as_postgresql); any
+    other database is refused rather than given a meaning it does not have."""
+
+    conditional = True
+    output_field = BooleanField()
+
+    def as_sql(self, compiler, connection):
+        raise NotImplementedError(f"search is not implemented on {connection.vendor}")
+
+
+class Matches(_SearchCondition):
     """A condition: the column `source` (an F() of `content` or `title`) matches the
     search text `search` (already through `clean_search`).
 
     On PostgreSQL, `content` reads the message's stored `search_vector`; any other
     column is vectorized on the fly (titles: a user has few conversations).
     """
-
-    conditional = True
-    output_field = BooleanField()
 
     def __init__(self, source, search):
         super().__init__()
@@ -123,9 +131,6 @@ class Matches(Expression):
 
     def set_source_expressions(self, exprs):
         (self.source,) = exprs
-
-    def as_sql(self, compiler, connection):
-        raise NotImplementedError(f"search is not implemented on {connection.vendor}")
 
     def as_sqlite(self, compiler, connection):
         column, params = compiler.compile(self.source)
@@ -147,7 +152,7 @@ WALK_CONVERSATIONS = 50
 WALK_MESSAGES = 5_000
 
 
-class InMatchingMessage(Expression):
+class InMatchingMessage(_SearchCondition):
     """A condition on conversations: one of the conversation's messages matches the
     search text `search` (already through `clean_search`). `owner` is whose
     conversations are searched (a pk).
@@ -168,9 +173,6 @@ class InMatchingMessage(Expression):
     On SQLite, the owner's matching messages' conversations.
     """
 
-    conditional = True
-    output_field = BooleanField()
-
     def __init__(self, search, owner):
         super().__init__()
         self.search = search
@@ -183,9 +185,6 @@ class InMatchingMessage(Expression):
 
     def set_source_expressions(self, exprs):
         self.conversation, self.updated_at = exprs
-
-    def as_sql(self, compiler, connection):
-        raise NotImplementedError(f"search is not implemented on {connection.vendor}")
 
     def as_sqlite(self, compiler, connection):
         conversation, params = compiler.compile(self.conversation)
